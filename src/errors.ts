@@ -1,0 +1,261 @@
+/**
+ * Every error this library throws is an {@link EksForensicsError} with a stable `code`.
+ * Match on `err.code` (or `instanceof`, which also works across the ESM and CJS builds).
+ *
+ * @module
+ */
+
+import { redactSecrets } from './util/redact.js';
+
+const BRAND = Symbol.for('eks-forensics.error');
+
+/**
+ * A Kubernetes `metav1.Status` object as the API server returned it (trimmed to the fields we read).
+ * Carried on errors so callers can see exactly what the server said.
+ */
+export interface KubeStatus {
+  /** `Success` or `Failure`. */
+  status?: string | undefined;
+  /** Human-readable description from the server. */
+  message?: string | undefined;
+  /** Machine-readable reason, e.g. `Forbidden`, `NotFound`, `NonZeroExitCode`. */
+  reason?: string | undefined;
+  /** HTTP status code the server attached, when it did. */
+  code?: number | undefined;
+  /** Extra detail: the object name and kind, and causes. */
+  details?:
+    | {
+        name?: string | undefined;
+        kind?: string | undefined;
+        group?: string | undefined;
+        causes?: Array<{
+          reason?: string | undefined;
+          message?: string | undefined;
+          field?: string | undefined;
+        }>;
+      }
+    | undefined;
+}
+
+/** Options common to every error constructor. */
+export interface EksForensicsErrorOptions {
+  /** The underlying error, kept as `cause`. */
+  cause?: unknown;
+  /** The Kubernetes Status body, when there was one. */
+  status?: KubeStatus | undefined;
+  /** The HTTP status code, when the error came from an HTTP response. */
+  httpStatus?: number | undefined;
+}
+
+/**
+ * Base class of every error thrown by eks-forensics.
+ *
+ * Messages are passed through secret redaction: bearer tokens, `k8s-aws-v1.` tokens and SigV4
+ * signatures never appear in `message`, `stack` or `util.inspect` output.
+ */
+export class EksForensicsError extends Error {
+  /** Class name used for cross-realm `instanceof` checks. */
+  static readonly kind: string = 'EksForensicsError';
+  /** Stable machine-readable code, e.g. `EKSF_FORBIDDEN`. */
+  readonly code: string = 'EKSF_ERROR';
+  /** The Kubernetes Status the server returned, when there was one. */
+  readonly status: KubeStatus | undefined;
+  /** HTTP status code, when the error came from an HTTP response. */
+  readonly httpStatus: number | undefined;
+  /** @internal */
+  readonly [BRAND]: readonly string[];
+
+  constructor(message: string, options: EksForensicsErrorOptions = {}) {
+    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
+    const kinds: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && 'kind' in c; c = Object.getPrototypeOf(c)) {
+      const k = (c as { kind: unknown }).kind;
+      if (typeof k === 'string' && !kinds.includes(k)) kinds.push(k);
+    }
+    this[BRAND] = kinds;
+    this.name = (new.target as { kind?: string }).kind ?? 'EksForensicsError';
+    this.status = options.status;
+    this.httpStatus = options.httpStatus;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (value === null || typeof value !== 'object') return false;
+    const kinds = (value as { [BRAND]?: unknown })[BRAND];
+    if (Array.isArray(kinds)) return kinds.includes(this.kind);
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+}
+
+/** True when `value` is any eks-forensics error (from either module build). */
+export function isEksForensicsError(value: unknown): value is EksForensicsError {
+  return value instanceof EksForensicsError;
+}
+
+/** Invalid options passed by the caller. Fix the call. */
+export class ConfigError extends EksForensicsError {
+  static override readonly kind: string = 'ConfigError';
+  override readonly code: string = 'EKSF_CONFIG';
+}
+
+/**
+ * Data from a trust boundary (API response, status frame, profile file, bundle) did not match
+ * its schema. `issues` lists what was wrong, with paths.
+ */
+export class ValidationError extends EksForensicsError {
+  static override readonly kind: string = 'ValidationError';
+  override readonly code: string = 'EKSF_VALIDATION';
+  /** Each problem found: where and what. */
+  readonly issues: readonly { path: string; message: string }[];
+  constructor(
+    message: string,
+    options: EksForensicsErrorOptions & { issues?: readonly { path: string; message: string }[] } = {},
+  ) {
+    super(message, options);
+    this.issues = options.issues ?? [];
+  }
+}
+
+/** The API server answered 401: the credentials were not accepted. */
+export class UnauthorizedError extends EksForensicsError {
+  static override readonly kind: string = 'UnauthorizedError';
+  override readonly code: string = 'EKSF_UNAUTHORIZED';
+}
+
+/** What a 403 said was denied, parsed from the Status message. */
+export interface ForbiddenDetail {
+  /** The user the server named. */
+  user?: string | undefined;
+  /** Verb that was denied, e.g. `get` or `create`. */
+  verb?: string | undefined;
+  /** Resource, e.g. `pods`. */
+  resource?: string | undefined;
+  /** Subresource, e.g. `exec`. */
+  subresource?: string | undefined;
+  /** API group; `""` is the core group. */
+  apiGroup?: string | undefined;
+  /** Namespace, absent for cluster-scoped requests. */
+  namespace?: string | undefined;
+}
+
+/** The API server answered 403: authenticated, but RBAC denied the request. */
+export class ForbiddenError extends EksForensicsError {
+  static override readonly kind: string = 'ForbiddenError';
+  override readonly code: string = 'EKSF_FORBIDDEN';
+  /** Verb/resource/namespace parsed from the server's message (fields absent when unparseable). */
+  readonly denied: ForbiddenDetail;
+  constructor(message: string, options: EksForensicsErrorOptions & { denied?: ForbiddenDetail } = {}) {
+    super(message, options);
+    this.denied = options.denied ?? {};
+  }
+}
+
+/** The object (pod, node, …) does not exist. */
+export class NotFoundError extends EksForensicsError {
+  static override readonly kind: string = 'NotFoundError';
+  override readonly code: string = 'EKSF_NOT_FOUND';
+}
+
+/** The server rejected the request as malformed (400) or invalid (422). */
+export class BadRequestError extends EksForensicsError {
+  static override readonly kind: string = 'BadRequestError';
+  override readonly code: string = 'EKSF_BAD_REQUEST';
+}
+
+/** The server answered 409 Conflict. */
+export class ConflictError extends EksForensicsError {
+  static override readonly kind: string = 'ConflictError';
+  override readonly code: string = 'EKSF_CONFLICT';
+}
+
+/** The server answered 410 Gone (an expired list `continue` token or watch resource version). */
+export class ExpiredError extends EksForensicsError {
+  static override readonly kind: string = 'ExpiredError';
+  override readonly code: string = 'EKSF_EXPIRED';
+}
+
+/** The API could not be reached or kept failing (429, 5xx, connection errors) after bounded retries. */
+export class ApiUnavailableError extends EksForensicsError {
+  static override readonly kind: string = 'ApiUnavailableError';
+  override readonly code: string = 'EKSF_API_UNAVAILABLE';
+  /** How many attempts were made before giving up. */
+  readonly attempts: number;
+  constructor(message: string, options: EksForensicsErrorOptions & { attempts?: number } = {}) {
+    super(message, options);
+    this.attempts = options.attempts ?? 1;
+  }
+}
+
+/** The exec stream broke the channel protocol (bad frame, bad status JSON, oversize status). */
+export class ExecProtocolError extends EksForensicsError {
+  static override readonly kind: string = 'ExecProtocolError';
+  override readonly code: string = 'EKSF_EXEC_PROTOCOL';
+}
+
+/**
+ * The exec socket closed without a status frame: the command's outcome is unknown and its
+ * output may be truncated. Never treated as success.
+ */
+export class ExecIncompleteError extends EksForensicsError {
+  static override readonly kind: string = 'ExecIncompleteError';
+  override readonly code: string = 'EKSF_EXEC_INCOMPLETE';
+}
+
+/**
+ * The exec ran but the server reported a failure other than a non-zero exit code, e.g.
+ * `InternalError` for a container that is not running or a binary that does not exist.
+ */
+export class ExecFailedError extends EksForensicsError {
+  static override readonly kind: string = 'ExecFailedError';
+  override readonly code: string = 'EKSF_EXEC_FAILED';
+}
+
+/** A configured bound (bytes, entries, time without progress) was reached. */
+export class LimitExceededError extends EksForensicsError {
+  static override readonly kind: string = 'LimitExceededError';
+  override readonly code: string = 'EKSF_LIMIT_EXCEEDED';
+  /** Which limit, e.g. `maxArtifactBytes`. */
+  readonly limit: string;
+  constructor(message: string, options: EksForensicsErrorOptions & { limit: string }) {
+    super(message, options);
+    this.limit = options.limit;
+  }
+}
+
+/** The operation was cancelled through its AbortSignal. */
+export class AbortedError extends EksForensicsError {
+  static override readonly kind: string = 'AbortedError';
+  override readonly code: string = 'EKSF_ABORTED';
+}
+
+/** The operation ran past its timeout and was cancelled. */
+export class TimeoutError extends AbortedError {
+  static override readonly kind: string = 'TimeoutError';
+  override readonly code: string = 'EKSF_TIMEOUT';
+}
+
+/** FakeCluster's sandbox runtime cannot run on this machine; the message names the missing piece. */
+export class SandboxUnavailableError extends EksForensicsError {
+  static override readonly kind: string = 'SandboxUnavailableError';
+  override readonly code: string = 'EKSF_SANDBOX_UNAVAILABLE';
+}
+
+/** Every error class, for catalog checks and documentation. */
+export const ERROR_CLASSES = [
+  EksForensicsError,
+  ConfigError,
+  ValidationError,
+  UnauthorizedError,
+  ForbiddenError,
+  NotFoundError,
+  BadRequestError,
+  ConflictError,
+  ExpiredError,
+  ApiUnavailableError,
+  ExecProtocolError,
+  ExecIncompleteError,
+  ExecFailedError,
+  LimitExceededError,
+  AbortedError,
+  TimeoutError,
+  SandboxUnavailableError,
+] as const;

@@ -1,0 +1,9 @@
+/**
+ * Small shared helpers (layer 0).
+ *
+ * @module
+ */
+export { abortError, throwIfAborted, withTimeout } from './abort.js';
+export { HashingStream, sha256Hex } from './hash.js';
+export { type Logger, silentLogger } from './logger.js';
+export { redactSecrets } from './redact.js';

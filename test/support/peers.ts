@@ -1,0 +1,24 @@
+/**
+ * Real peers (moto_server, kubectl, bwrap…) that some tests need. Where a peer is missing the
+ * tests skip LOUDLY; with CI=true or EKSF_REQUIRE_PEERS=1 a missing peer fails the run instead.
+ */
+import { appendFileSync } from 'node:fs';
+
+/** True when missing peers must fail the run. */
+export const peersRequired = process.env.CI === 'true' || process.env.EKSF_REQUIRE_PEERS === '1';
+
+/**
+ * Returns true when tests needing `peer` should be skipped (`missing` says why), after printing
+ * a loud notice. Throws instead when peers are required. Use with `describe.skipIf(...)`.
+ */
+export function skipWithoutPeer(peer: string, missing: string | undefined | null): boolean {
+  if (!missing) return false;
+  if (peersRequired) {
+    throw new Error(`required test peer "${peer}" is missing: ${missing} (CI=true or EKSF_REQUIRE_PEERS=1)`);
+  }
+  const line = `peer "${peer}" missing: ${missing}`;
+  process.stderr.write(`\n!!!!! SKIPPING TESTS: ${line}\n`);
+  const file = process.env.EKSF_PEER_SKIP_FILE;
+  if (file) appendFileSync(file, `${JSON.stringify({ peer, missing })}\n`);
+  return true;
+}
