@@ -239,6 +239,96 @@ export class SandboxUnavailableError extends EksForensicsError {
   override readonly code: string = 'EKSF_SANDBOX_UNAVAILABLE';
 }
 
+/**
+ * An EKS token would exceed the 4096 bytes aws-iam-authenticator accepts, almost always because
+ * the assumed-role session token is large (session tags, an inline session policy).
+ */
+export class TokenTooLargeError extends EksForensicsError {
+  static override readonly kind: string = 'TokenTooLargeError';
+  override readonly code: string = 'EKSF_TOKEN_TOO_LARGE';
+  /** Length of the token that was produced. */
+  readonly bytes: number;
+  /** The limit it exceeded (4096). */
+  readonly limit: number;
+  constructor(message: string, options: EksForensicsErrorOptions & { bytes?: number; limit?: number } = {}) {
+    super(message, options);
+    this.bytes = options.bytes ?? 0;
+    this.limit = options.limit ?? 4096;
+  }
+}
+
+/** What kind of AWS API failure an {@link AwsRequestError} is. */
+export type AwsFailureKind =
+  | 'access-denied'
+  | 'region-disabled'
+  | 'throttled'
+  | 'unreachable'
+  | 'not-found'
+  | 'invalid'
+  | 'error';
+
+/** A call to an AWS API (EKS, STS) failed. `kind` classifies it; `awsCode` is AWS's error name. */
+export class AwsRequestError extends EksForensicsError {
+  static override readonly kind: string = 'AwsRequestError';
+  override readonly code: string = 'EKSF_AWS_REQUEST';
+  /** Classification of the failure. */
+  readonly failure: AwsFailureKind;
+  /** AWS error name, e.g. `AccessDeniedException`, when AWS answered. */
+  readonly awsCode: string | undefined;
+  /** Operation that failed, e.g. `eks:ListClusters`. */
+  readonly operation: string | undefined;
+  /** Region the call went to. */
+  readonly region: string | undefined;
+  constructor(
+    message: string,
+    options: EksForensicsErrorOptions & {
+      failure?: AwsFailureKind;
+      awsCode?: string | undefined;
+      operation?: string | undefined;
+      region?: string | undefined;
+    } = {},
+  ) {
+    super(message, options);
+    this.failure = options.failure ?? 'error';
+    this.awsCode = options.awsCode;
+    this.operation = options.operation;
+    this.region = options.region;
+  }
+}
+
+/**
+ * The cluster's API endpoint cannot be reached from here, e.g. a private-only EKS endpoint
+ * without an `endpoint` override. The message names the ways in.
+ */
+export class ClusterUnreachableError extends EksForensicsError {
+  static override readonly kind: string = 'ClusterUnreachableError';
+  override readonly code: string = 'EKSF_CLUSTER_UNREACHABLE';
+}
+
+/**
+ * The cluster answered 401 to an EKS token: the IAM principal is not mapped to the cluster
+ * (no access entry, not in `aws-auth`). The message shows the commands that fix it.
+ */
+export class NotMappedError extends UnauthorizedError {
+  static override readonly kind: string = 'NotMappedError';
+  override readonly code: string = 'EKSF_NOT_MAPPED';
+  /** The IAM principal (from `sts:GetCallerIdentity`) the token was signed as, when known. */
+  readonly principalArn: string | undefined;
+  constructor(message: string, options: EksForensicsErrorOptions & { principalArn?: string | undefined } = {}) {
+    super(message, options);
+    this.principalArn = options.principalArn;
+  }
+}
+
+/**
+ * An evidence sink could not do what was asked: the bundle exists already, storage failed, or the
+ * writer was used after finalize/abort. The message says which bundle and what to do.
+ */
+export class EvidenceError extends EksForensicsError {
+  static override readonly kind: string = 'EvidenceError';
+  override readonly code: string = 'EKSF_EVIDENCE';
+}
+
 /** Every error class, for catalog checks and documentation. */
 export const ERROR_CLASSES = [
   EksForensicsError,
@@ -258,4 +348,9 @@ export const ERROR_CLASSES = [
   AbortedError,
   TimeoutError,
   SandboxUnavailableError,
+  TokenTooLargeError,
+  AwsRequestError,
+  ClusterUnreachableError,
+  NotMappedError,
+  EvidenceError,
 ] as const;

@@ -17,7 +17,55 @@ export type {
 } from './runtime.js';
 
 // --- fake cluster ---
+export {
+  EKS_TOKEN_PREFIX,
+  type EksTokenClaims,
+  type EksTokenVerifyOptions,
+  type EksTokenVerifyResult,
+  verifyEksToken,
+} from './fake-cluster/eks-token.js';
+export { FakeCluster } from './fake-cluster/fake-cluster.js';
+export { execNotFoundMessage, randomContainerId } from './fake-cluster/runtimes/common.js';
+export { createHostRuntime } from './fake-cluster/runtimes/host.js';
+export { createScriptedRuntime } from './fake-cluster/runtimes/scripted.js';
+export type {
+  FakeClusterApi,
+  FakeClusterOptions,
+  FakeContainerSpec,
+  FakeEksOptions,
+  FakeEksPrincipal,
+  FakeEphemeralRuntimeChoice,
+  FakeEphemeralRuntimeContext,
+  FakeEventSpec,
+  FakeKubeconfigOptions,
+  FakeLogContent,
+  FakeLogLine,
+  FakeNodeSpec,
+  FakePodSpec,
+  FakeRbacRule,
+  FakeRequestRecord,
+  FakeUserSpec,
+  HostRuntimeOptions,
+  KubeJsonObject,
+  ScriptedHandler,
+  ScriptedIo,
+  ScriptedRuntimeOptions,
+} from './fake-cluster/types.js';
 
 // --- sandbox runtime ---
 
 // --- fake aws ---
+
+export {
+  FakeAws,
+  type FakeAwsFailure,
+  type FakeAwsOptions,
+  type FakeAwsPrincipal,
+  type FakeAwsRequestRecord,
+  type FakeAwsRole,
+  type FakeEksClusterInput,
+  type MotoServer,
+  motoServerMissing,
+  type StartMotoOptions,
+  startMotoServer,
+} from './fake-aws/index.js';

@@ -1,0 +1,95 @@
+/**
+ * The IAM actions the AWS-side evidence steps call, for docs and policy generation.
+ */
+
+/** One IAM action an AWS-side evidence step needs. */
+export interface AwsEvidencePermission {
+  /** IAM action, e.g. `logs:FilterLogEvents`. */
+  action: string;
+  /** Which step calls it. */
+  step: 'control-plane-logs' | 'node-snapshot';
+  /** False when the step works (with less) without it. */
+  required: boolean;
+  /** What it is used for. */
+  why: string;
+}
+
+/** Every IAM action called by {@link exportControlPlaneLogs} and {@link snapshotNode}. */
+export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object.freeze([
+  {
+    action: 'logs:DescribeLogStreams',
+    step: 'control-plane-logs',
+    required: true,
+    why: 'list the kube-apiserver-audit-*, authenticator-*, kube-apiserver-* streams of /aws/eks/<cluster>/cluster',
+  },
+  {
+    action: 'logs:FilterLogEvents',
+    step: 'control-plane-logs',
+    required: true,
+    why: 'read the events of those streams in the time window',
+  },
+  {
+    action: 'eks:DescribeCluster',
+    step: 'control-plane-logs',
+    required: false,
+    why: 'read logging.clusterLogging to say which log types are enabled (only when an EKS client is passed)',
+  },
+  {
+    action: 'ec2:DescribeInstances',
+    step: 'node-snapshot',
+    required: true,
+    why: "find the node's instance and its attached EBS volumes",
+  },
+  {
+    action: 'ec2:CreateSnapshots',
+    step: 'node-snapshot',
+    required: true,
+    why: 'crash-consistent snapshots of all volumes of the instance (mode multi-volume, the default)',
+  },
+  {
+    action: 'ec2:CreateSnapshot',
+    step: 'node-snapshot',
+    required: false,
+    why: 'one snapshot per volume (mode per-volume only)',
+  },
+  {
+    action: 'ec2:CreateTags',
+    step: 'node-snapshot',
+    required: true,
+    why: 'tag the snapshots at creation (case id, acquisition id, cluster, namespace, pod)',
+  },
+  {
+    action: 'ec2:DescribeSnapshots',
+    step: 'node-snapshot',
+    required: false,
+    why: 'poll the snapshots until completed (skipped with waitTimeoutMs: 0)',
+  },
+  {
+    action: 'ec2:DescribeInstanceAttribute',
+    step: 'node-snapshot',
+    required: false,
+    why: 'read disableApiTermination before changing it (terminationProtection: true only)',
+  },
+  {
+    action: 'ec2:ModifyInstanceAttribute',
+    step: 'node-snapshot',
+    required: false,
+    why: 'turn on termination protection (terminationProtection: true only)',
+  },
+]);
+
+/**
+ * An IAM policy document allowing the actions of the given steps (default: both).
+ *
+ * @example
+ * JSON.stringify(awsEvidencePolicy(['node-snapshot']), null, 2)
+ */
+export function awsEvidencePolicy(
+  steps: ReadonlyArray<AwsEvidencePermission['step']> = ['control-plane-logs', 'node-snapshot'],
+): { Version: '2012-10-17'; Statement: Array<{ Effect: 'Allow'; Action: string[]; Resource: '*' }> } {
+  const actions = AWS_EVIDENCE_PERMISSIONS.filter((p) => steps.includes(p.step)).map((p) => p.action);
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: [...new Set(actions)], Resource: '*' }],
+  };
+}

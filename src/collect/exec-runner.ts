@@ -1,0 +1,195 @@
+/**
+ * One exec with a timeout, a no-progress watchdog, a bounded stderr excerpt and a log line.
+ */
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { isEksForensicsError, TimeoutError } from '../errors.js';
+import type { ExecSession } from '../kube/index.js';
+import { redactSecrets } from '../util/index.js';
+import type { CollectorKube } from './types.js';
+
+/** Bytes of stderr kept for the log. */
+export const STDERR_EXCERPT_BYTES = 2048;
+
+/** Outcome of {@link runExec}. */
+export interface ExecOutcome<T> {
+  /** argv as sent. */
+  argv: readonly string[];
+  /** Exit code (null when the command did not finish normally). */
+  exitCode: number | null;
+  /** Error message when the exec failed, was cancelled or broke. */
+  error?: string | undefined;
+  /** Error code (`EKSF_…`) when there was an error. */
+  errorCode?: string | undefined;
+  /** Whether the exec could not start because the executable does not exist. */
+  notFound: boolean;
+  /** Stdout bytes read. */
+  stdoutBytes: number;
+  /** Stderr bytes seen. */
+  stderrBytes: number;
+  /** First bytes of stderr (redacted). */
+  stderr: string;
+  /** ISO start. */
+  startedAt: string;
+  /** ISO end. */
+  finishedAt: string;
+  /** What the consumer returned (undefined when it threw). */
+  value: T | undefined;
+  /** What the consumer threw. */
+  consumerError?: string | undefined;
+}
+
+/** Options of {@link runExec}. */
+export interface RunExecOptions<T> {
+  kube: CollectorKube;
+  namespace: string;
+  pod: string;
+  container: string;
+  argv: readonly string[];
+  /** Sent on stdin, then stdin is closed. */
+  stdin?: string | Uint8Array | undefined;
+  timeoutMs: number;
+  noProgressMs: number;
+  signal: AbortSignal;
+  /** Reads stdout. When it returns before stdout ended, the exec is cancelled (nothing more is wanted). */
+  consume: (stdout: Readable) => Promise<T>;
+  /** Receives the log line. */
+  log: (event: Record<string, unknown>) => void;
+  step: string;
+}
+
+class ProgressTap extends Transform {
+  last = Date.now();
+  bytes = 0;
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.last = Date.now();
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+function describe(err: unknown): { message: string; code?: string | undefined } {
+  if (isEksForensicsError(err)) return { message: err.message, code: err.code };
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+function looksNotFound(message: string): boolean {
+  return /executable file not found|no such file or directory|not found in \$PATH|exec format error|permission denied/i.test(
+    message,
+  );
+}
+
+/**
+ * Runs one exec. Never rejects for exec problems: they are reported in the outcome (and logged).
+ * Rejects only when the caller's signal aborted before the exec started.
+ */
+export async function runExec<T>(opts: RunExecOptions<T>): Promise<ExecOutcome<T>> {
+  const startedAt = new Date();
+  const outcome: ExecOutcome<T> = {
+    argv: opts.argv,
+    exitCode: null,
+    notFound: false,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    stderr: '',
+    startedAt: startedAt.toISOString(),
+    finishedAt: startedAt.toISOString(),
+    value: undefined,
+  };
+  const finish = () => {
+    outcome.finishedAt = new Date().toISOString();
+    opts.log({
+      event: 'exec',
+      step: opts.step,
+      argv: opts.argv,
+      exitCode: outcome.exitCode,
+      error: outcome.error,
+      errorCode: outcome.errorCode,
+      stderr: outcome.stderr || undefined,
+      stdoutBytes: outcome.stdoutBytes,
+      stderrBytes: outcome.stderrBytes,
+      startedAt: outcome.startedAt,
+      finishedAt: outcome.finishedAt,
+      ms: Date.parse(outcome.finishedAt) - startedAt.getTime(),
+      consumerError: outcome.consumerError,
+    });
+    return outcome;
+  };
+  let session: ExecSession;
+  try {
+    session = await opts.kube.exec({
+      namespace: opts.namespace,
+      pod: opts.pod,
+      container: opts.container,
+      command: [...opts.argv],
+      stdin: opts.stdin !== undefined,
+      stdout: true,
+      stderr: true,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+    });
+  } catch (err) {
+    const d = describe(err);
+    outcome.error = d.message;
+    outcome.errorCode = d.code;
+    outcome.notFound = looksNotFound(d.message);
+    return finish();
+  }
+  const tap = new ProgressTap();
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  // an exec that breaks ends stdout cleanly here; the outcome carries the error
+  session.stdout.on('error', () => tap.end());
+  session.stdout.pipe(tap).pipe(out);
+  const errParts: Buffer[] = [];
+  let errKept = 0;
+  session.stderr.on('data', (c: Buffer) => {
+    tap.last = Date.now();
+    outcome.stderrBytes += c.length;
+    if (errKept < STDERR_EXCERPT_BYTES) {
+      const part = c.subarray(0, STDERR_EXCERPT_BYTES - errKept);
+      errParts.push(part);
+      errKept += part.length;
+    }
+  });
+  session.stderr.on('error', () => {});
+  if (opts.stdin !== undefined && session.stdin) {
+    session.stdin.on('error', () => {});
+    session.stdin.write(opts.stdin);
+    if (session.canCloseStdin) session.stdin.end();
+  }
+  const watchdog = setInterval(
+    () => {
+      if (out.readableLength > 0 || out.writableLength > 0) tap.last = Date.now();
+      if (Date.now() - tap.last > opts.noProgressMs) {
+        session.abort(new TimeoutError(`no output for ${opts.noProgressMs} ms (no-progress watchdog)`));
+      }
+    },
+    Math.max(50, Math.min(1000, Math.floor(opts.noProgressMs / 4))),
+  );
+  watchdog.unref?.();
+  const resultP = session.result.then(
+    (r) => ({ ok: true as const, r }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  try {
+    outcome.value = await opts.consume(out);
+  } catch (err) {
+    outcome.consumerError = describe(err).message;
+  }
+  if (!out.readableEnded) {
+    session.abort(new Error('receiver stopped reading (limit reached or stream rejected)'));
+    out.resume();
+  }
+  const res = await resultP;
+  clearInterval(watchdog);
+  outcome.stdoutBytes = tap.bytes;
+  outcome.stderr = redactSecrets(Buffer.concat(errParts).toString('utf8'));
+  if (res.ok) {
+    outcome.exitCode = res.r.exitCode;
+  } else {
+    const d = describe(res.e);
+    outcome.error = d.message;
+    outcome.errorCode = d.code;
+    outcome.notFound = looksNotFound(d.message) && outcome.stdoutBytes === 0;
+  }
+  return finish();
+}

@@ -1,0 +1,250 @@
+/**
+ * The server side of exec over WebSocket (kube-apiserver's v5 translator and the legacy
+ * kubelet/CRI server), on top of a runtime's exec'd process.
+ *
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import type WebSocket from 'ws';
+import type { RuntimeExecExit, RuntimeExecProcess } from '../runtime.js';
+import type { KubeJsonObject } from './types.js';
+
+/** Protocols the v5 translator accepts. */
+export const V5 = 'v5.channel.k8s.io';
+/** Protocols of the legacy (kubelet / CRI streaming) WebSocket server, besides `""`. */
+export const LEGACY_PROTOCOLS = [
+  'channel.k8s.io',
+  'base64.channel.k8s.io',
+  'v4.channel.k8s.io',
+  'v4.base64.channel.k8s.io',
+] as const;
+/** The largest frame the server accepts (x/net `DefaultMaxPayloadBytes`). */
+export const MAX_FRAME_BYTES = 32 << 20;
+
+const CHUNK = 32 * 1024;
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 * 1024;
+
+/** Picks the subprotocol like kube-apiserver: `v5` if offered, else the legacy server's choice. */
+export function chooseProtocol(firstHeaderLine: string | undefined): { protocol: string } | { reject: true } {
+  if (firstHeaderLine === undefined) return { protocol: '' };
+  const offered = firstHeaderLine
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+  if (offered.includes(V5)) return { protocol: V5 };
+  for (const p of offered) {
+    if ((LEGACY_PROTOCOLS as readonly string[]).includes(p)) return { protocol: p };
+  }
+  return { reject: true };
+}
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+
+/** `apierrors.NewInternalError(err)` without kind/apiVersion, as written on channel 3. */
+export function internalErrorStatus(err: string): KubeJsonObject {
+  return {
+    metadata: {},
+    status: 'Failure',
+    message: `Internal error occurred: ${err}`,
+    reason: 'InternalError',
+    details: { causes: [{ message: err }] },
+    code: 500,
+  };
+}
+
+/** The channel-3 status for how a process ended. */
+export function exitStatus(exit: RuntimeExecExit, protocol: string, command: readonly string[]): KubeJsonObject {
+  const v5 = protocol === V5;
+  if (exit.kind === 'error') {
+    const kubeletErr = `error executing command in container: ${exit.message}`;
+    // The translator re-wraps the kubelet's InternalError once more.
+    return internalErrorStatus(v5 ? `Internal error occurred: ${kubeletErr}` : kubeletErr);
+  }
+  const code = exit.kind === 'exited' ? exit.exitCode : 128 + (SIGNALS[exit.signal] ?? 9);
+  if (code === 0) return { metadata: {}, status: 'Success' };
+  const inner = v5
+    ? `command terminated with exit code ${code}`
+    : `error executing command [${command.join(' ')}], exit code ${code}`;
+  return {
+    metadata: {},
+    status: 'Failure',
+    message: `command terminated with non-zero exit code: ${inner}`,
+    reason: 'NonZeroExitCode',
+    details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+  };
+}
+
+/** What the client asked for. */
+export interface ExecStreams {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+}
+
+/** Runs one exec session on an upgraded socket. `proc` undefined = the container is not running. */
+export class ExecSession {
+  private readonly base64: boolean;
+  private readonly v5: boolean;
+  private readonly binaryStatus: boolean;
+  private closed = false;
+  private stdinClosed = false;
+  private readonly paused = new Set<Readable>();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly protocol: string,
+    private readonly streams: ExecStreams,
+  ) {
+    this.base64 = protocol.includes('base64');
+    this.v5 = protocol === V5;
+    this.binaryStatus = protocol === V5 || protocol.startsWith('v4.');
+    ws.on('close', () => {
+      this.closed = true;
+    });
+    ws.on('error', () => {
+      this.closed = true;
+    });
+  }
+
+  private send(channel: number, payload: Buffer, cb?: () => void): void {
+    if (this.closed) return;
+    const done = (): void => {
+      if (this.paused.size > 0 && this.ws.bufferedAmount < LOW_WATER) {
+        for (const s of this.paused) s.resume();
+        this.paused.clear();
+      }
+      cb?.();
+    };
+    if (this.base64) {
+      this.ws.send(`${channel}${payload.toString('base64')}`, { binary: false }, done);
+    } else {
+      const frame = Buffer.allocUnsafe(payload.length + 1);
+      frame[0] = channel;
+      payload.copy(frame, 1);
+      this.ws.send(frame, { binary: true }, done);
+    }
+  }
+
+  /** Sends the opening empty frame on the lowest writable channel. */
+  open(): void {
+    const channel = this.streams.stdout ? 1 : this.streams.stderr && !this.streams.tty ? 2 : 3;
+    this.send(channel, Buffer.alloc(0));
+  }
+
+  private pump(stream: Readable, channel: number, wanted: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.paused.delete(stream);
+        resolve();
+      };
+      stream.once('end', finish);
+      stream.once('close', finish);
+      stream.once('error', finish);
+      stream.on('data', (chunk: Buffer) => {
+        if (!wanted || this.closed) return;
+        for (let off = 0; off < chunk.length; off += CHUNK) this.send(channel, chunk.subarray(off, off + CHUNK));
+        if (this.ws.bufferedAmount > HIGH_WATER) {
+          stream.pause();
+          this.paused.add(stream);
+        }
+      });
+    });
+  }
+
+  private onMessage(proc: RuntimeExecProcess | undefined, data: Buffer, isBinary: boolean): void {
+    let channel: number;
+    let payload: Buffer;
+    if (this.base64) {
+      if (isBinary || data.length === 0) return;
+      const text = data.toString('latin1');
+      channel = text.charCodeAt(0) - 48;
+      if (channel < 0 || channel > 9) return;
+      const b64 = text.slice(1);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return;
+      payload = Buffer.from(b64, 'base64');
+    } else {
+      if (data.length === 0) return;
+      channel = data[0] ?? 0;
+      payload = data.subarray(1);
+    }
+    if (channel === 255 && this.v5) {
+      const target = payload[0];
+      if (payload.length !== 1 || target === undefined || target >= 5) {
+        this.abort(proc);
+        return;
+      }
+      if (target === 0) this.closeStdin(proc);
+      return;
+    }
+    if (channel === 0) {
+      const stdin = proc?.stdin;
+      if (!stdin || this.stdinClosed || payload.length === 0) return;
+      if (!stdin.write(payload)) {
+        this.ws.pause();
+        stdin.once('drain', () => this.ws.resume());
+      }
+    }
+    // Channel 4 (resize) is accepted and ignored; anything else is dropped.
+  }
+
+  private closeStdin(proc: RuntimeExecProcess | undefined): void {
+    if (this.stdinClosed) return;
+    this.stdinClosed = true;
+    proc?.stdin?.end();
+  }
+
+  private abort(proc: RuntimeExecProcess | undefined): void {
+    proc?.kill('SIGKILL');
+    if (!this.closed) this.ws.close(1000);
+    this.closed = true;
+  }
+
+  private finish(status: KubeJsonObject): void {
+    if (this.closed) return;
+    if (this.binaryStatus) {
+      this.send(3, Buffer.from(JSON.stringify(status)), () => this.ws.close(1000));
+      return;
+    }
+    if (status.status !== 'Success' && typeof status.message === 'string') {
+      this.send(3, Buffer.from(status.message), () => this.ws.close(1000));
+      return;
+    }
+    this.ws.close(1000);
+  }
+
+  /** Reports that the container is not running (InternalError after the upgrade) and closes. */
+  notRunning(container: string): void {
+    this.open();
+    this.finish(internalErrorStatus(`unable to upgrade connection: container not found ("${container}")`));
+  }
+
+  /** Streams a started process until it ends, then writes its status and closes. */
+  async run(proc: RuntimeExecProcess, command: readonly string[]): Promise<void> {
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(proc, data, isBinary));
+    this.ws.on('close', () => {
+      this.paused.clear();
+      proc.stdin?.destroy();
+      proc.kill('SIGKILL');
+    });
+    proc.stdin?.on('error', () => {});
+    this.open();
+    const outputs = Promise.all([
+      this.pump(proc.stdout, 1, this.streams.stdout),
+      this.pump(proc.stderr, 2, this.streams.stderr && !this.streams.tty),
+    ]);
+    const [exit] = await Promise.all([proc.result, outputs]);
+    this.finish(exitStatus(exit, this.protocol, command));
+  }
+}
