@@ -33,7 +33,9 @@ function indent(lines: readonly string[], by = '    '): string {
 
 /** The two ways to map an IAM principal, ordered and annotated for the cluster's authentication mode. */
 export function mappingRemediation(ctx: ExplainContext): string {
-  const principal = ctx.principalArn ? canonicalPrincipalArn(ctx.principalArn) : '<your IAM role or user ARN>';
+  const principal = ctx.principalArn
+    ? canonicalPrincipalArn(ctx.principalArn)
+    : '<your IAM role or user ARN>';
   const group = ctx.group ?? DEFAULT_RBAC_GROUP;
   const target = { clusterName: ctx.clusterName, region: ctx.region, principalArn: principal, group };
   const mode = ctx.authenticationMode;
@@ -97,7 +99,11 @@ export function explainForbidden(err: ForbiddenError, ctx: ExplainContext): Forb
   const message = [
     `EKS cluster ${ctx.clusterName} denied ${user}${ctx.principalArn ? ` (IAM ${ctx.principalArn})` : ''} ${describeDenied(d)} (403 Forbidden).`,
     `Grant it by mapping the principal into group "${group}" and applying (kubectl apply -f -):`,
-    indent(clusterRoleYaml({ group, includeEphemeralContainers: d.subresource === 'ephemeralcontainers' }).trimEnd().split('\n')),
+    indent(
+      clusterRoleYaml({ group, includeEphemeralContainers: d.subresource === 'ephemeralcontainers' })
+        .trimEnd()
+        .split('\n'),
+    ),
   ].join('\n');
   const out = new ForbiddenError(message, {
     cause: err,

@@ -146,6 +146,28 @@ export function discoveryPolicyJson(options: DiscoveryPolicyOptions = {}): strin
   return `${JSON.stringify({ Version: '2012-10-17', Statement: statements }, null, 2)}\n`;
 }
 
+/** Options of {@link crossAccountTrustPolicyJson}. */
+export interface TrustPolicyOptions {
+  /** The principal that runs discovery (role or user ARN in the security account). */
+  trustedPrincipalArn: string;
+  /** External id to require (recommended for third-party tooling). */
+  externalId?: string | undefined;
+}
+
+/**
+ * The trust policy (JSON) of the role in each member account: lets the discovery principal
+ * assume it, requiring the external id when one is given.
+ */
+export function crossAccountTrustPolicyJson(options: TrustPolicyOptions): string {
+  const statement: Record<string, unknown> = {
+    Effect: 'Allow',
+    Principal: { AWS: options.trustedPrincipalArn },
+    Action: 'sts:AssumeRole',
+  };
+  if (options.externalId) statement.Condition = { StringEquals: { 'sts:ExternalId': options.externalId } };
+  return `${JSON.stringify({ Version: '2012-10-17', Statement: [statement] }, null, 2)}\n`;
+}
+
 /**
  * The IAM ARN to map for a caller ARN: an STS assumed-role ARN
  * (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`) becomes the role ARN

@@ -122,9 +122,12 @@ export function toPodInfo(
   const eph = byName(pod.status?.ephemeralContainerStatuses);
   const containers: ContainerInfo[] = [];
   for (const c of pod.spec?.initContainers ?? []) {
-    containers.push(containerInfo(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init', init.get(c.name), policy));
+    containers.push(
+      containerInfo(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init', init.get(c.name), policy),
+    );
   }
-  for (const c of pod.spec?.containers ?? []) containers.push(containerInfo(c, 'container', regular.get(c.name), policy));
+  for (const c of pod.spec?.containers ?? [])
+    containers.push(containerInfo(c, 'container', regular.get(c.name), policy));
   for (const c of pod.spec?.ephemeralContainers ?? []) {
     containers.push(containerInfo(c, 'ephemeral', eph.get(c.name), policy));
   }

@@ -4,8 +4,8 @@
  * @module
  */
 import type { Agent } from 'node:https';
-import type { AwsFailureKind, AwsRequestError } from '../errors.js';
 import type { CredentialsInput } from '../aws/index.js';
+import type { AwsFailureKind, AwsRequestError } from '../errors.js';
 import type { Pod } from '../kube/index.js';
 import type { Logger } from '../util/index.js';
 
@@ -57,6 +57,8 @@ export interface ClusterCatalogOptions {
   stsRegion?: string | undefined;
   /** STS host written into EKS tokens (see {@link EksAuthOptions.stsEndpoint}). */
   tokenStsEndpoint?: string | undefined;
+  /** ListClusters page size (1-100). Default 100. */
+  pageSize?: number | undefined;
   /** AWS SDK attempts per call (retries throttling and 5xx). Default 3. */
   maxAttempts?: number | undefined;
   /** Group used in remediation text and generated RBAC. Default `cado`. */
@@ -143,6 +145,8 @@ export interface ConnectOptions {
   tlsServerName?: string | undefined;
   /** HTTPS agent, e.g. a proxy agent that reaches the VPC. */
   agent?: Agent | undefined;
+  /** This process runs inside the cluster's VPC (or a connected network): allow a private-only endpoint. */
+  insideVpc?: boolean | undefined;
   /** CA to trust instead of the cluster's (PEM or base64 PEM). */
   caData?: string | undefined;
   /** Per-request timeout. Default KubeClient's. */

@@ -16,7 +16,7 @@ export const DEFAULT_LIMITS: Readonly<CollectLimits> = Object.freeze({
   noProgressMs: 60_000,
   apiTimeoutMs: 60_000,
   targetTimeoutMs: 60 * 60_000,
-  maxArgvChars: 64 * 1024,
+  maxArgvChars: 8 * 1024,
 });
 
 /** A shared counter with a cap; a child charges its parent too. */
@@ -55,9 +55,10 @@ export class Budget {
 
 /**
  * Splits one readable into two with backpressure (each chunk waits until both sides accept it).
- * If one side is destroyed, the other keeps receiving.
+ * If one side is destroyed, the other keeps receiving. The third element stops the tee: the source
+ * is unpiped and both sides end with what they got.
  */
-export function tee(source: Readable): [PassThrough, PassThrough] {
+export function tee(source: Readable): [PassThrough, PassThrough, () => void] {
   const a = new PassThrough({ highWaterMark: 256 * 1024 });
   const b = new PassThrough({ highWaterMark: 256 * 1024 });
   const wait = (s: PassThrough) =>
@@ -100,5 +101,11 @@ export function tee(source: Readable): [PassThrough, PassThrough] {
     b.end();
   });
   source.pipe(sink);
-  return [a, b];
+  const stop = () => {
+    source.unpipe(sink);
+    a.end();
+    b.end();
+    sink.destroy();
+  };
+  return [a, b, stop];
 }

@@ -198,15 +198,15 @@ export function statArgv(paths: readonly string[]): string[] {
 }
 
 /**
- * Splits `items` into batches whose total argv length stays under `maxChars` (each item counted
- * with `overhead`), so no exec URL grows unbounded.
+ * Splits `items` into batches whose argv, URL-encoded as exec sends it (`&command=…` per
+ * argument), stays under `maxChars`, so no exec request line outgrows the server's header limit.
  */
-export function batchByChars<T>(items: readonly T[], size: (item: T) => number, maxChars: number): T[][] {
+export function batchByChars<T>(items: readonly T[], key: (item: T) => string, maxChars: number): T[][] {
   const out: T[][] = [];
   let cur: T[] = [];
   let chars = 0;
   for (const it of items) {
-    const n = size(it) + 16;
+    const n = encodeURIComponent(key(it)).length + 16;
     if (cur.length > 0 && chars + n > maxChars) {
       out.push(cur);
       cur = [];

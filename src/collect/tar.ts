@@ -121,7 +121,7 @@ export async function receiveTar(source: Readable, options: TarReceiveOptions = 
   const expected = options.expected ?? new Map<string, string>();
   const keepBytes = options.keepBytes ?? 0;
   const guard = new TarGuard(options.maxBytes ?? 1024 ** 3, options.onBytes);
-  const extract = tarExtract({ allowUnknownFormat: false });
+  const extract = tarExtract();
   const entries: TarIndexEntry[] = [];
   const answered = new Set<string>();
   let reason: string | undefined;

@@ -106,7 +106,10 @@ export interface CollectLimits {
   apiTimeoutMs: number;
   /** Budget for one whole target. */
   targetTimeoutMs: number;
-  /** Longest argv (total characters) of one exec; longer file lists are split into several execs. */
+  /**
+   * Longest argv of one exec, counted URL-encoded as the exec request carries it; longer file lists
+   * are split into several execs. Keep well under the API server's request-line limit.
+   */
   maxArgvChars: number;
 }
 

@@ -3,7 +3,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { ConfigError, ExpiredError, LimitExceededError, UnauthorizedError } from '../errors.js';
+import { ConfigError, ExpiredError, LimitExceededError, TimeoutError, UnauthorizedError } from '../errors.js';
 import { abortError } from '../util/index.js';
 import { startExec } from './exec/session.js';
 import { KubeTransport } from './http.js';
@@ -185,9 +185,7 @@ export class KubeClient {
       res.once('close', () => signal.removeEventListener('abort', onAbort));
     }
     res.setTimeout(this.#t.timeoutMs, () =>
-      res.destroy(
-        new LimitExceededError(`${what}: no data for ${this.#t.timeoutMs} ms`, { limit: 'timeoutMs' }),
-      ),
+      res.destroy(new TimeoutError(`${what}: no data for ${this.#t.timeoutMs} ms; the stream was closed`)),
     );
     return res;
   }

@@ -281,10 +281,14 @@ export class KubeTransport {
   }
 
   /** TLS options for `https.request`/`ws`, without undefined keys (Node asserts on some of them). */
-  tlsRequestOptions(): Pick<https.RequestOptions, 'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'> {
-    const o: Pick<https.RequestOptions, 'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'> = {
-      rejectUnauthorized: true,
-    };
+  tlsRequestOptions(): Pick<
+    https.RequestOptions,
+    'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'
+  > {
+    const o: Pick<https.RequestOptions, 'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'> =
+      {
+        rejectUnauthorized: true,
+      };
     if (this.tls.ca !== undefined) o.ca = this.tls.ca;
     if (this.tls.servername !== undefined) o.servername = this.tls.servername;
     if (this.tls.checkServerIdentity !== undefined) o.checkServerIdentity = this.tls.checkServerIdentity;

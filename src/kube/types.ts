@@ -160,6 +160,8 @@ export interface ExecOptions extends CallOptions {
   stderr?: boolean | undefined;
   /** Whole-session timeout from the call until the result; rejects with TimeoutError. */
   timeoutMs?: number | undefined;
+  /** Subprotocols to offer, in order (default `v5.channel.k8s.io`, `v4.channel.k8s.io`). */
+  protocols?: readonly ExecProtocol[] | undefined;
   /** Ping interval (default 5000 ms). */
   pingIntervalMs?: number | undefined;
   /** Give up when nothing (pong or data) arrives for this long while reading (default 60 000 ms). */

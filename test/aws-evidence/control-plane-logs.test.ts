@@ -170,7 +170,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
   });
 
   it('exports every audit and authenticator event in the window, page by page', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs,
@@ -204,15 +204,15 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     });
     const auth = w.lines('aws/control-plane-logs/authenticator.jsonl');
     expect(auth).toHaveLength(3);
-    expect(w.artifacts.get('aws/control-plane-logs/authenticator.jsonl')?.record.status).toBe('complete');
-    expect(w.artifacts.has('aws/control-plane-logs/kube-apiserver.jsonl')).toBe(false);
+    expect(w.artifact('aws/control-plane-logs/authenticator.jsonl')?.record.status).toBe('complete');
+    expect(w.records.has('aws/control-plane-logs/kube-apiserver.jsonl')).toBe(false);
     // streamed: more than one chunk for the audit artifact
     expect(w.chunks).toBeGreaterThan(3);
     expect(w.logs.some((l) => l.event === 'stream-exported' && l.type === 'audit')).toBe(true);
   });
 
   it('filters to a pod: pod events, the pod token’s own requests, and the actors’ authenticator lines', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs,
@@ -227,6 +227,10 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     expect(a?.scanned).toBe(10);
     expect(a?.malformed).toBe(3);
     expect(r.actorIdentities).toEqual(expect.arrayContaining([ALICE, BOB]));
+    expect(w.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.target).toEqual({
+      namespace: 'web',
+      pod: 'api-1',
+    });
     const auth = w.lines('aws/control-plane-logs/authenticator.jsonl').map((l) => String(l.message));
     expect(auth).toHaveLength(2); // alice and bob, not alice-admin
     expect(auth.some((m) => m.includes('alice-admin'))).toBe(false);
@@ -236,14 +240,14 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
   });
 
   it('filters to a user and to a namespace', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     await exportControlPlaneLogs({ bundle: w, logs, clusterName: CLUSTER, ...WINDOW, filter: { user: BOB } });
     expect(auditIds(w)).toEqual(['audit-1', 'audit-2', 'audit-5']);
     const auth = w.lines('aws/control-plane-logs/authenticator.jsonl');
     expect(auth).toHaveLength(1);
     expect(String(auth[0]?.message)).toContain('STS response');
 
-    const w2 = new TestWriter();
+    const w2 = await TestWriter.open();
     await exportControlPlaneLogs({
       bundle: w2,
       logs,
@@ -256,7 +260,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
   });
 
   it('stops at maxEventsPerStream and records the truncation', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs,
@@ -270,7 +274,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     expect(a?.status).toBe('truncated');
     expect(a?.exported).toBe(4);
     expect(a?.reason).toMatch(/maxEventsPerStream \(4\)/);
-    const rec = w.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record;
+    const rec = w.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record;
     expect(rec?.status).toBe('truncated');
     expect(rec?.reason).toMatch(/maxEventsPerStream/);
     expect(w.lines('aws/control-plane-logs/kube-apiserver-audit.jsonl')).toHaveLength(4);
@@ -293,7 +297,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
       },
       { step: 'initialize', name: 'testThrottle' },
     );
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs: throttled,
@@ -322,7 +326,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
       },
       { step: 'initialize', name: 'testDeny' },
     );
-    const w2 = new TestWriter();
+    const w2 = await TestWriter.open();
     const r2 = await exportControlPlaneLogs({
       bundle: w2,
       logs: denied,
@@ -336,14 +340,12 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     expect((err as AwsRequestError).failure).toBe('access-denied');
     expect((err as AwsRequestError).operation).toBe('logs:FilterLogEvents');
     expect(err?.message).toContain('logs:FilterLogEvents');
-    expect(w2.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe(
-      'failed',
-    );
+    expect(w2.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe('failed');
     denied.destroy();
   });
 
   it('stops at maxBytesPerStream, on a repeated nextToken, and at timeoutMs — each recorded as truncation', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs,
@@ -356,7 +358,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     expect(a?.status).toBe('truncated');
     expect(a?.reason).toMatch(/maxBytesPerStream \(2000\)/);
     expect(a?.bytes).toBeLessThanOrEqual(2_000);
-    expect(w.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.body.length).toBe(a?.bytes);
+    expect(w.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.body.length).toBe(a?.bytes);
     expect(a?.exported).toBeGreaterThan(0);
     expect(a?.exported).toBeLessThan(10);
 
@@ -374,7 +376,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
       },
       { step: 'initialize', name: 'testLoop' },
     );
-    const w2 = new TestWriter();
+    const w2 = await TestWriter.open();
     const r2 = await exportControlPlaneLogs({
       bundle: w2,
       logs: looping,
@@ -397,7 +399,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
       },
       { step: 'initialize', name: 'testSlow' },
     );
-    const w3 = new TestWriter();
+    const w3 = await TestWriter.open();
     const r3 = await exportControlPlaneLogs({
       bundle: w3,
       logs: slow,
@@ -412,14 +414,12 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     expect(r3.streams[0]?.exported).toBeGreaterThan(0);
     expect(r3.streams[0]?.exported).toBeLessThan(10);
     expect(r3.streams[1]).toMatchObject({ type: 'authenticator', status: 'skipped' });
-    expect(w3.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe(
-      'truncated',
-    );
+    expect(w3.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe('truncated');
   });
 
   it('throws AbortedError when the caller aborts', async () => {
     const ac = new AbortController();
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const p = exportControlPlaneLogs({ bundle: w, logs, clusterName: CLUSTER, ...WINDOW, signal: ac.signal });
     ac.abort();
     await expect(p).rejects.toBeInstanceOf(AbortedError);
@@ -434,7 +434,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
         resourcesVpcConfig: { subnetIds: [] },
       }),
     );
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({ bundle: w, logs, eks, clusterName: 'quiet', ...WINDOW });
     expect(r.status).toBe('not-enabled');
     expect(r.loggingEnabled).toEqual({ audit: false, authenticator: false });
@@ -443,9 +443,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
     );
     expect(r.notes.join('\n')).toContain('/aws/eks/quiet/cluster does not exist');
     expect(r.notes.join('\n')).toContain(r.enableCommand);
-    expect(w.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe(
-      'skipped',
-    );
+    expect(w.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe('skipped');
 
     // logging on for audit only: authenticator is named as not enabled, audit still exported
     await eks.send(
@@ -456,7 +454,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
         logging: { clusterLogging: [{ types: ['audit'], enabled: true }] },
       }),
     );
-    const w2 = new TestWriter();
+    const w2 = await TestWriter.open();
     const r2 = await exportControlPlaneLogs({ bundle: w2, logs, eks, clusterName: CLUSTER, ...WINDOW });
     expect(r2.loggingEnabled).toEqual({ audit: true, authenticator: false });
     expect(r2.enableCommand).toContain('"types":["authenticator"]');
@@ -465,7 +463,7 @@ describe.skipIf(skip)('exportControlPlaneLogs against moto_server', () => {
   });
 
   it('rejects bad options', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     await expect(
       exportControlPlaneLogs({ bundle: w, logs, clusterName: 'bad name', ...WINDOW }),
     ).rejects.toBeInstanceOf(ConfigError);

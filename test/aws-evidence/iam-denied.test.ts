@@ -65,7 +65,7 @@ describe.skipIf(skip)('IAM denials against moto_server with IAM enforcement', ()
 
   it('names logs:FilterLogEvents when CloudWatch Logs denies the export', async () => {
     const logs = new CloudWatchLogsClient(cfg());
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await exportControlPlaneLogs({
       bundle: w,
       logs,
@@ -81,14 +81,12 @@ describe.skipIf(skip)('IAM denials against moto_server with IAM enforcement', ()
     expect(err.failure).toBe('access-denied');
     expect(err.operation).toBe('logs:FilterLogEvents');
     expect(err.message).toMatch(/Grant the caller's IAM policy the action "logs:FilterLogEvents"/);
-    expect(w.artifacts.get('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe(
-      'failed',
-    );
+    expect(w.artifact('aws/control-plane-logs/kube-apiserver-audit.jsonl')?.record.status).toBe('failed');
   });
 
   it('names ec2:CreateSnapshots when EC2 denies the snapshot', async () => {
     const ec2 = new EC2Client(cfg());
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await snapshotNode({
       bundle: w,
       ec2,

@@ -15,6 +15,7 @@ import {
   parseProviderId,
   snapshotNode,
 } from '../../src/index.js';
+import type { Node, Pod } from '../../src/kube/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';
 
@@ -61,6 +62,10 @@ describe('providerID and compute classification', () => {
       compute: 'ec2',
       ec2: { instanceId: 'i-0123456789abcdef0', region: 'eu-west-1' },
     });
+    // the library's own zod-inferred Pod and Node types fit
+    const node: Node = { metadata: { name: 'fargate-ip-1', labels: null }, spec: { providerID: '' } };
+    const pod: Pod = { metadata: { name: 'p', namespace: 'n', labels: null }, spec: { containers: [] } };
+    expect(classifyNodeCompute(node, pod).compute).toBe('fargate');
   });
 });
 
@@ -110,7 +115,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
 
   it('snapshots every volume, tags them, enables termination protection and records it all', async () => {
     expect(volumeIds).toHaveLength(2);
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const node = {
       metadata: { name: 'ip-10-0-0-1.ec2.internal', labels: { 'eks.amazonaws.com/nodegroup': 'ng' } },
       spec: { providerID: `aws:///us-east-1a/${instanceId}` },
@@ -174,7 +179,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
     expect(snapChanges[0]?.target).toEqual({ namespace: 'web', pod: 'api-1', podUid: '7d1c-uid' });
 
     // the JSON record in the bundle
-    const art = w.artifacts.get('aws/node-snapshot/ip-10-0-0-1.ec2.internal.json');
+    const art = w.artifact('aws/node-snapshot/ip-10-0-0-1.ec2.internal.json');
     expect(art?.record.status).toBe('complete');
     const doc = JSON.parse(art?.body.toString('utf8') ?? '{}') as {
       instanceId: string;
@@ -193,7 +198,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
     await ec2.send(
       new ModifyInstanceAttributeCommand({ InstanceId: id, DisableApiTermination: { Value: true } }),
     );
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await snapshotNode({
       bundle: w,
       ec2,
@@ -213,7 +218,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
   });
 
   it('skips a Fargate pod with the reason and never calls EC2', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     // a client for a closed port: any call would fail
     const dead = new EC2Client(motoConfig('http://127.0.0.1:9'));
     const r = await snapshotNode({
@@ -229,14 +234,14 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
     expect(r.status).toBe('skipped');
     expect(r.compute).toBe('fargate');
     expect(r.reason).toBe(FARGATE_SKIP_REASON);
-    const rec = w.artifacts.get('aws/node-snapshot/fargate-ip-192-168-1-10.ec2.internal.json')?.record;
+    const rec = w.artifact('aws/node-snapshot/fargate-ip-192-168-1-10.ec2.internal.json')?.record;
     expect(rec?.status).toBe('skipped');
     expect(rec?.reason).toBe(FARGATE_SKIP_REASON);
     expect(w.changes).toHaveLength(0);
   });
 
   it('reports a missing instance, a region mismatch, and a denied CreateSnapshots by IAM action', async () => {
-    const w = new TestWriter();
+    const w = await TestWriter.open();
     const r = await snapshotNode({
       bundle: w,
       ec2,
@@ -270,7 +275,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
       },
       { step: 'initialize', name: 'testDeny' },
     );
-    const w2 = new TestWriter();
+    const w2 = await TestWriter.open();
     const r2 = await snapshotNode({
       bundle: w2,
       ec2: denied,
@@ -282,7 +287,7 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
     expect((r2.error as AwsRequestError).operation).toBe('ec2:CreateSnapshots');
     expect(r2.reason).toContain('ec2:CreateSnapshots');
     expect(w2.changes).toHaveLength(0);
-    const doc = JSON.parse(w2.artifacts.get('aws/node-snapshot/n1.json')?.body.toString('utf8') ?? '{}') as {
+    const doc = JSON.parse(w2.artifact('aws/node-snapshot/n1.json')?.body.toString('utf8') ?? '{}') as {
       status: string;
       error: { operation: string };
     };

@@ -3,9 +3,14 @@
  * killed after), and a small in-memory writer implementing the bundle interface.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import type { ArtifactBody, ArtifactMeta, ArtifactRecord, TargetChange } from '../../src/evidence/index.js';
+import {
+  type ArtifactBody,
+  type ArtifactMeta,
+  type ArtifactRecord,
+  type BundleWriter,
+  MemorySink,
+  type TargetChange,
+} from '../../src/evidence/index.js';
 import type { AwsEvidenceWriter } from '../../src/index.js';
 
 /** Why moto_server cannot run here, or undefined when it can. */
@@ -73,63 +78,56 @@ export function motoConfig(endpoint: string, region = 'us-east-1') {
   };
 }
 
-/** One artifact as the in-test writer stored it. */
+/** One artifact as the bundle stored it. */
 export interface StoredArtifact {
   record: ArtifactRecord;
   body: Buffer;
 }
 
-/** An in-memory {@link AwsEvidenceWriter} that keeps everything for assertions. */
+/**
+ * A real {@link MemorySink} bundle writer, with copies of what went through it for assertions:
+ * artifact records by requested path, changes, log events, and the chunk sizes of streamed bodies.
+ */
 export class TestWriter implements AwsEvidenceWriter {
-  readonly acquisitionId = 'acq-test-1';
-  readonly artifacts = new Map<string, StoredArtifact>();
+  readonly sink: MemorySink;
+  readonly writer: BundleWriter;
+  readonly records = new Map<string, ArtifactRecord>();
   readonly changes: TargetChange[] = [];
   readonly logs: Record<string, unknown>[] = [];
   /** Largest chunk seen, to check that exports stream in pages. */
   maxChunk = 0;
   chunks = 0;
 
+  private constructor(sink: MemorySink, writer: BundleWriter) {
+    this.sink = sink;
+    this.writer = writer;
+  }
+
+  /** Opens a fresh bundle (acquisition id `acq-test-1`) on its own MemorySink. */
+  static async open(): Promise<TestWriter> {
+    const sink = new MemorySink();
+    return new TestWriter(sink, await sink.open({ acquisitionId: 'acq-test-1', caseId: 'IR-TEST' }));
+  }
+
+  get acquisitionId(): string {
+    return this.writer.acquisitionId;
+  }
+
   async writeArtifact(path: string, body: ArtifactBody, meta: ArtifactMeta): Promise<ArtifactRecord> {
-    const startedAt = new Date().toISOString();
-    const parts: Buffer[] = [];
-    let status: ArtifactRecord['status'] = meta.status ?? 'complete';
-    let reason = meta.reason;
-    let details = meta.details;
-    try {
-      const src =
-        typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
-      for await (const chunk of src as AsyncIterable<Uint8Array>) {
-        const b = Buffer.from(chunk);
-        this.chunks++;
-        this.maxChunk = Math.max(this.maxChunk, b.length);
-        parts.push(b);
-      }
-      if (meta.finish) {
-        const u = await meta.finish();
-        if (u.status) status = u.status;
-        if (u.reason) reason = u.reason;
-        if (u.details) details = { ...details, ...u.details };
-      }
-    } catch (err) {
-      status = 'failed';
-      reason = err instanceof Error ? err.message : String(err);
+    let counted: ArtifactBody = body;
+    if (typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      const src = body as AsyncIterable<Uint8Array>;
+      const self = this;
+      counted = (async function* () {
+        for await (const chunk of src) {
+          self.chunks++;
+          self.maxChunk = Math.max(self.maxChunk, chunk.length);
+          yield chunk;
+        }
+      })();
     }
-    const buf = Buffer.concat(parts);
-    const record: ArtifactRecord = {
-      path,
-      requestedPath: path,
-      status,
-      ...(reason !== undefined ? { reason } : {}),
-      stored: true,
-      sha256: createHash('sha256').update(buf).digest('hex'),
-      bytes: buf.length,
-      source: meta.source,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      ...(details ? { details } : {}),
-      ...(meta.target ? { target: meta.target } : {}),
-    };
-    this.artifacts.set(path, { record, body: buf });
+    const record = await this.writer.writeArtifact(path, counted, meta);
+    this.records.set(path, record);
     return record;
   }
 
@@ -137,35 +135,33 @@ export class TestWriter implements AwsEvidenceWriter {
     path: string,
     meta: Parameters<AwsEvidenceWriter['recordArtifact']>[1],
   ): Promise<ArtifactRecord> {
-    const now = new Date().toISOString();
-    const record: ArtifactRecord = {
-      path,
-      requestedPath: path,
-      status: meta.status,
-      reason: meta.reason,
-      stored: false,
-      bytes: 0,
-      source: meta.source,
-      startedAt: now,
-      finishedAt: now,
-      ...(meta.details ? { details: meta.details } : {}),
-    };
-    this.artifacts.set(path, { record, body: Buffer.alloc(0) });
+    const record = await this.writer.recordArtifact(path, meta);
+    this.records.set(path, record);
     return record;
   }
 
   log(event: Record<string, unknown>): void {
     this.logs.push(event);
+    this.writer.log(event);
   }
 
   recordChange(change: TargetChange): void {
     this.changes.push(change);
+    this.writer.recordChange(change);
+  }
+
+  /** The record and stored bytes of the artifact requested at `path`. */
+  artifact(path: string): StoredArtifact | undefined {
+    const record = this.records.get(path);
+    if (!record) return undefined;
+    const files = this.sink.bundles.get(this.writer.acquisitionId)?.files;
+    return { record, body: files?.get(record.path) ?? Buffer.alloc(0) };
   }
 
   /** The JSON lines of an artifact. */
   lines(path: string): Array<Record<string, unknown>> {
-    const a = this.artifacts.get(path);
-    if (!a) throw new Error(`no artifact ${path}; have ${[...this.artifacts.keys()].join(', ')}`);
+    const a = this.artifact(path);
+    if (!a) throw new Error(`no artifact ${path}; have ${[...this.records.keys()].join(', ')}`);
     return a.body
       .toString('utf8')
       .split('\n')

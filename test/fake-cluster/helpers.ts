@@ -34,7 +34,11 @@ export function api(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
         );
       },
     );
@@ -56,7 +60,12 @@ export interface RawExec {
   closed: Promise<{ code: number; reason: string }>;
 }
 
-export function execPath(pod: string, command: string[], params: Record<string, string> = {}, ns = 'default'): string {
+export function execPath(
+  pod: string,
+  command: string[],
+  params: Record<string, string> = {},
+  ns = 'default',
+): string {
   const q = new URLSearchParams(params);
   for (const c of command) q.append('command', c);
   return `/api/v1/namespaces/${ns}/pods/${pod}/exec?${q.toString()}`;
@@ -70,7 +79,10 @@ export function rawExec(
   token: string = cluster.adminToken,
 ): Promise<RawExec> {
   const url = `${cluster.server.replace('https://', 'wss://')}${path}`;
-  const ws = new WebSocket(url, protocols, { ca: cluster.caData, headers: { Authorization: `Bearer ${token}` } });
+  const ws = new WebSocket(url, protocols, {
+    ca: cluster.caData,
+    headers: { Authorization: `Bearer ${token}` },
+  });
   const frames: Frame[] = [];
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) frames.push({ channel: data[0] ?? -1, data: data.subarray(1), text: false });
@@ -88,7 +100,11 @@ export function rawExec(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const answer: HttpAnswer = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() };
+        const answer: HttpAnswer = {
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        };
         reject(Object.assign(new Error(`upgrade refused: ${answer.status}`), { answer }));
         ws.terminate();
       });
@@ -118,7 +134,9 @@ export function collect(frames: Frame[], channel: number): string {
 export function rawHttp(cluster: FakeCluster, head: string): Promise<string> {
   const port = Number(new URL(cluster.server).port);
   return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, ca: cluster.caData, servername: 'localhost' }, () => s.write(head));
+    const s = connect({ host: '127.0.0.1', port, ca: cluster.caData, servername: 'localhost' }, () =>
+      s.write(head),
+    );
     const chunks: Buffer[] = [];
     s.on('data', (c: Buffer) => {
       chunks.push(c);

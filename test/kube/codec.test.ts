@@ -76,8 +76,14 @@ describe('exec status parsing', () => {
 
   it.each([
     ['exit code > 255', nonZeroExitStatus(256)],
-    ['negative exit code', { ...nonZeroExitStatus(1), details: { causes: [{ reason: 'ExitCode', message: '-1' }] } }],
-    ['non-numeric exit code', { ...nonZeroExitStatus(1), details: { causes: [{ reason: 'ExitCode', message: '4x' }] } }],
+    [
+      'negative exit code',
+      { ...nonZeroExitStatus(1), details: { causes: [{ reason: 'ExitCode', message: '-1' }] } },
+    ],
+    [
+      'non-numeric exit code',
+      { ...nonZeroExitStatus(1), details: { causes: [{ reason: 'ExitCode', message: '4x' }] } },
+    ],
     ['missing ExitCode cause', { status: 'Failure', reason: 'NonZeroExitCode' }],
     ['unknown status value', { status: 'Maybe' }],
   ])('hostile status: %s → ExecProtocolError', (_name, st) => {

@@ -17,12 +17,7 @@ import {
   TimeoutError,
   UnauthorizedError,
 } from '../../src/errors.js';
-import {
-  encodeStatusPayload,
-  KubeClient,
-  nonZeroExitStatus,
-  successStatus,
-} from '../../src/kube/index.js';
+import { encodeStatusPayload, KubeClient, nonZeroExitStatus, successStatus } from '../../src/kube/index.js';
 
 type Script = (ws: WebSocket, req: http.IncomingMessage) => void;
 interface Upgrade {
@@ -40,10 +35,13 @@ class WsServer {
   script: Script = () => {};
   upgrade: (req: http.IncomingMessage) => Upgrade = () => ({});
   requests: http.IncomingMessage[] = [];
+  sockets = new Set<Socket>();
   async start(): Promise<void> {
     this.server = http.createServer((_q, res) => res.end());
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       this.requests.push(req);
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
       const u = this.upgrade(req);
       if (u.reject) {
         const body = Buffer.from(u.reject.body);
@@ -55,7 +53,8 @@ class WsServer {
       const wss = new WebSocketServer({
         noServer: true,
         autoPong: u.autoPong ?? true,
-        handleProtocols: u.protocols ?? ((set) => (set.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : false)),
+        handleProtocols:
+          u.protocols ?? ((set) => (set.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : false)),
       });
       wss.handleUpgrade(req, socket, head, (ws) => {
         ws.on('error', () => {});
@@ -67,6 +66,7 @@ class WsServer {
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
   async stop(): Promise<void> {
+    for (const so of this.sockets) so.destroy();
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));
   }
@@ -120,7 +120,9 @@ describe('exec protocol edge cases (scripted ws server)', () => {
     expect(res).toMatchObject({ exitCode: 0, protocol: 'v5.channel.k8s.io', stdoutBytes: 3, stderrBytes: 3 });
     const req = s.requests[0];
     expect(req?.headers['sec-websocket-protocol']).toBe('v5.channel.k8s.io,v4.channel.k8s.io');
-    expect(req?.url).toBe('/api/v1/namespaces/ns/pods/p/exec?command=ls&command=-l&container=c&stdout=true&stderr=true');
+    expect(req?.url).toBe(
+      '/api/v1/namespaces/ns/pods/p/exec?command=ls&command=-l&container=c&stdout=true&stderr=true',
+    );
     expect(req?.method).toBe('GET');
     expect(req?.headers.authorization).toBe('Bearer tok');
   });
@@ -165,10 +167,22 @@ describe('exec protocol edge cases (scripted ws server)', () => {
   it.each([
     ['bad status JSON', frame(3, '{"status":'), ExecProtocolError],
     ['exit code > 255', frame(3, encodeStatusPayload(nonZeroExitStatus(300))), ExecProtocolError],
-    ['huge status', frame(3, JSON.stringify({ status: 'Success', message: 'x'.repeat(70_000) })), ExecProtocolError],
+    [
+      'huge status',
+      frame(3, JSON.stringify({ status: 'Success', message: 'x'.repeat(70_000) })),
+      ExecProtocolError,
+    ],
     [
       'InternalError',
-      frame(3, encodeStatusPayload({ status: 'Failure', reason: 'InternalError', message: 'Internal error occurred: boom', code: 500 })),
+      frame(
+        3,
+        encodeStatusPayload({
+          status: 'Failure',
+          reason: 'InternalError',
+          message: 'Internal error occurred: boom',
+          code: 500,
+        }),
+      ),
       ExecFailedError,
     ],
   ])('hostile status: %s', async (_n, status, cls) => {
@@ -234,17 +248,60 @@ describe('exec protocol edge cases (scripted ws server)', () => {
     const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['cat'], stdin: true });
     expect(session.protocol).toBe('v4.channel.k8s.io');
     expect(session.canCloseStdin).toBe(false);
-    const endErr = new Promise((resolve) => session.stdin?.end('data', () => {}) && session.stdin?.once('error', resolve));
+    const endErr = new Promise(
+      (resolve) => session.stdin?.end('data', () => {}) && session.stdin?.once('error', resolve),
+    );
     const out = text(session.stdout);
     expect(await endErr).toBeInstanceOf(ExecProtocolError);
     expect(await out).toBe('data');
     expect((await session.result).exitCode).toBe(0);
   });
 
+  it('stdin has backpressure: a server that stops reading stops the writer', async () => {
+    let serverSocket: { pause(): void; resume(): void } | undefined;
+    let received = 0;
+    s.script = (ws) => {
+      serverSocket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      ws.on('message', (d: Buffer) => {
+        if (d[0] === 0) received += d.length - 1;
+        if (d[0] === 255) {
+          ws.send(frame(3, encodeStatusPayload(successStatus())));
+          ws.close(1000);
+        }
+      });
+      ws.send(frame(1));
+      serverSocket.pause();
+    };
+    const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['cat'], stdin: true });
+    const stdin = session.stdin;
+    if (!stdin) throw new Error('no stdin');
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    let accepted = 0;
+    const writer = (async () => {
+      for (let i = 0; i < 256; i++) {
+        if (!stdin.write(chunk)) await once(stdin, 'drain');
+        accepted += chunk.length;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 500));
+    // Kernel socket buffers + ws send buffer + one Writable buffer: nowhere near 256 MiB.
+    expect(accepted).toBeLessThan(48 * 1024 * 1024);
+    serverSocket?.resume();
+    await writer;
+    stdin.end();
+    expect((await session.result).exitCode).toBe(0);
+    expect(received).toBe(256 * 1024 * 1024);
+  });
+
   it('pre-upgrade 401 refreshes the token once, then succeeds', async () => {
     s.upgrade = (req) =>
       req.headers.authorization === 'Bearer t1'
-        ? { reject: { code: 401, body: '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}' } }
+        ? {
+            reject: {
+              code: 401,
+              body: '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}',
+            },
+          }
         : {};
     s.script = (ws) => {
       ws.send(frame(3, encodeStatusPayload(successStatus())));
@@ -258,23 +315,47 @@ describe('exec protocol edge cases (scripted ws server)', () => {
 
   it('pre-upgrade errors carry the Status body (401 twice, 403 parsed, 404) and a raw 403 with an empty body', async () => {
     const st = (code: number, reason: string, message: string) =>
-      JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+      JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message,
+        reason,
+        code,
+      });
     s.upgrade = () => ({ reject: { code: 401, body: st(401, 'Unauthorized', 'Unauthorized') } });
-    const e401 = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] }).catch((e) => e);
+    const e401 = await kube()
+      .exec({ namespace: 'ns', pod: 'p', command: ['x'] })
+      .catch((e) => e);
     expect(e401).toBeInstanceOf(UnauthorizedError);
     expect(e401.status.reason).toBe('Unauthorized');
-    const msg = 'pods "p" is forbidden: User "u" cannot get resource "pods/exec" in API group "" in the namespace "ns"';
+    const msg =
+      'pods "p" is forbidden: User "u" cannot get resource "pods/exec" in API group "" in the namespace "ns"';
     s.upgrade = () => ({ reject: { code: 403, body: st(403, 'Forbidden', msg) } });
-    const e403 = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] }).catch((e) => e);
+    const e403 = await kube()
+      .exec({ namespace: 'ns', pod: 'p', command: ['x'] })
+      .catch((e) => e);
     expect(e403).toBeInstanceOf(ForbiddenError);
-    expect(e403.denied).toEqual({ user: 'u', verb: 'get', resource: 'pods', subresource: 'exec', apiGroup: '', namespace: 'ns' });
+    expect(e403.denied).toEqual({
+      user: 'u',
+      verb: 'get',
+      resource: 'pods',
+      subresource: 'exec',
+      apiGroup: '',
+      namespace: 'ns',
+    });
     expect(e403.message).not.toContain('Unexpected server response');
     s.upgrade = () => ({ reject: { code: 404, body: st(404, 'NotFound', 'pods "p" not found') } });
-    const e404 = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] }).catch((e) => e);
+    const e404 = await kube()
+      .exec({ namespace: 'ns', pod: 'p', command: ['x'] })
+      .catch((e) => e);
     expect(e404).toBeInstanceOf(NotFoundError);
     expect(e404.status.message).toBe('pods "p" not found');
     s.upgrade = () => ({ reject: { code: 403, body: '', contentType: 'text/plain' } });
-    const raw = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] }).catch((e) => e);
+    const raw = await kube()
+      .exec({ namespace: 'ns', pod: 'p', command: ['x'] })
+      .catch((e) => e);
     expect(raw).toBeInstanceOf(ForbiddenError);
     expect(raw.status).toBeUndefined();
   });
@@ -304,7 +385,13 @@ describe('exec protocol edge cases (scripted ws server)', () => {
         ws.close(1000);
       }, 500);
     };
-    const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['sleep'], pingIntervalMs: 50, pongTimeoutMs: 200 });
+    const session = await kube().exec({
+      namespace: 'ns',
+      pod: 'p',
+      command: ['sleep'],
+      pingIntervalMs: 50,
+      pongTimeoutMs: 200,
+    });
     expect((await session.result).exitCode).toBe(0);
   });
 
@@ -334,8 +421,8 @@ describe('exec protocol edge cases (scripted ws server)', () => {
   it('an already-aborted signal rejects exec() itself', async () => {
     const ac = new AbortController();
     ac.abort();
-    await expect(kube().exec({ namespace: 'ns', pod: 'p', command: ['x'], signal: ac.signal })).rejects.toBeInstanceOf(
-      AbortedError,
-    );
+    await expect(
+      kube().exec({ namespace: 'ns', pod: 'p', command: ['x'], signal: ac.signal }),
+    ).rejects.toBeInstanceOf(AbortedError);
   });
 });

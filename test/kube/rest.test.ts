@@ -33,14 +33,26 @@ interface Seen {
 }
 
 function status(code: number, reason: string, message: string, extra: Record<string, unknown> = {}) {
-  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code, ...extra });
+  return JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+    ...extra,
+  });
 }
 
 function pod(name: string, uid = `uid-${name}`) {
   return {
     metadata: { name, namespace: 'default', uid },
     spec: { containers: [{ name: 'app', image: 'nginx' }], nodeName: 'n1' },
-    status: { phase: 'Running', containerStatuses: [{ name: 'app', ready: true, restartCount: 0, image: 'nginx', imageID: 'x' }] },
+    status: {
+      phase: 'Running',
+      containerStatuses: [{ name: 'app', ready: true, restartCount: 0, image: 'nginx', imageID: 'x' }],
+    },
   };
 }
 
@@ -66,7 +78,9 @@ class TinyServer {
         this.handler(req, res, body);
       });
     };
-    this.server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onReq) : http.createServer(onReq);
+    this.server = tls
+      ? https.createServer({ cert: tls.cert, key: tls.key }, onReq)
+      : http.createServer(onReq);
     this.server.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     const port = (this.server.address() as AddressInfo).port;
@@ -89,9 +103,18 @@ describe('parseForbidden', () => {
       parseForbidden(
         'pods "x" is forbidden: User "alice" cannot get resource "pods/exec" in API group "" in the namespace "ns"',
       ),
-    ).toEqual({ user: 'alice', verb: 'get', resource: 'pods', subresource: 'exec', apiGroup: '', namespace: 'ns' });
+    ).toEqual({
+      user: 'alice',
+      verb: 'get',
+      resource: 'pods',
+      subresource: 'exec',
+      apiGroup: '',
+      namespace: 'ns',
+    });
     expect(
-      parseForbidden('nodes "n1" is forbidden: User "system:serviceaccount:a:b" cannot get resource "nodes" in API group "" at the cluster scope'),
+      parseForbidden(
+        'nodes "n1" is forbidden: User "system:serviceaccount:a:b" cannot get resource "nodes" in API group "" at the cluster scope',
+      ),
     ).toEqual({ user: 'system:serviceaccount:a:b', verb: 'get', resource: 'nodes', apiGroup: '' });
     expect(parseForbidden('pods "x" is forbidden: no reason')).toEqual({});
   });
@@ -136,7 +159,9 @@ describe('KubeClient REST over http', () => {
 
   it('gives UnauthorizedError with the Status when the refreshed token fails too (no token in message)', async () => {
     s.handler = (_q, res) => json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
-    const err = await client({ token: 'k8s-aws-v1.c2VjcmV0' }).getPod('default', 'web').catch((e) => e);
+    const err = await client({ token: 'k8s-aws-v1.c2VjcmV0' })
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(UnauthorizedError);
     expect(err.httpStatus).toBe(401);
     expect(err.status.reason).toBe('Unauthorized');
@@ -145,11 +170,21 @@ describe('KubeClient REST over http', () => {
   });
 
   it('maps 403 to ForbiddenError with the denied verb/resource parsed', async () => {
-    const msg = 'pods "web" is forbidden: User "bob" cannot get resource "pods" in API group "" in the namespace "default"';
-    s.handler = (_q, res) => json(res, 403, status(403, 'Forbidden', msg, { details: { name: 'web', kind: 'pods' } }));
-    const err = await client().getPod('default', 'web').catch((e) => e);
+    const msg =
+      'pods "web" is forbidden: User "bob" cannot get resource "pods" in API group "" in the namespace "default"';
+    s.handler = (_q, res) =>
+      json(res, 403, status(403, 'Forbidden', msg, { details: { name: 'web', kind: 'pods' } }));
+    const err = await client()
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ForbiddenError);
-    expect(err.denied).toEqual({ user: 'bob', verb: 'get', resource: 'pods', apiGroup: '', namespace: 'default' });
+    expect(err.denied).toEqual({
+      user: 'bob',
+      verb: 'get',
+      resource: 'pods',
+      apiGroup: '',
+      namespace: 'default',
+    });
     expect(err.status.details.name).toBe('web');
     expect(err.message).toContain('Grant "get" on "pods"');
     expect(s.seen).toHaveLength(1);
@@ -157,14 +192,23 @@ describe('KubeClient REST over http', () => {
 
   it('maps 404, 400 and 422 with the Status attached and does not retry them', async () => {
     s.handler = (_q, res) => json(res, 404, status(404, 'NotFound', 'pods "web" not found'));
-    const e404 = await client().getPod('default', 'web').catch((e) => e);
+    const e404 = await client()
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(e404).toBeInstanceOf(NotFoundError);
     expect(e404.status.message).toBe('pods "web" not found');
-    s.handler = (_q, res) => json(res, 400, status(400, 'BadRequest', 'container x is not valid for pod web'));
-    const e400 = await client().getPod('default', 'web').catch((e) => e);
+    s.handler = (_q, res) =>
+      json(res, 400, status(400, 'BadRequest', 'container x is not valid for pod web'));
+    const e400 = await client()
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(e400).toBeInstanceOf(BadRequestError);
     s.handler = (_q, res) => json(res, 422, status(422, 'Invalid', 'bad'));
-    expect(await client().getPod('default', 'web').catch((e) => e)).toBeInstanceOf(BadRequestError);
+    expect(
+      await client()
+        .getPod('default', 'web')
+        .catch((e) => e),
+    ).toBeInstanceOf(BadRequestError);
     expect(s.seen).toHaveLength(3);
   });
 
@@ -173,7 +217,9 @@ describe('KubeClient REST over http', () => {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('404 page not found\n');
     };
-    const err = await client().getNode('n1').catch((e) => e);
+    const err = await client()
+      .getNode('n1')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(NotFoundError);
     expect(err.status).toBeUndefined();
     expect(err.message).toContain('404 page not found');
@@ -194,7 +240,9 @@ describe('KubeClient REST over http', () => {
 
   it('gives up after the configured attempts with ApiUnavailableError', async () => {
     s.handler = (_q, res) => json(res, 500, status(500, 'InternalError', 'always'));
-    const err = await client({ retry: { attempts: 3, baseDelayMs: 1 } }).getPod('default', 'web').catch((e) => e);
+    const err = await client({ retry: { attempts: 3, baseDelayMs: 1 } })
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ApiUnavailableError);
     expect(err.attempts).toBe(3);
     expect(err.status.message).toBe('always');
@@ -227,7 +275,9 @@ describe('KubeClient REST over http', () => {
   it('never retries the ephemeral-container PATCH, and sends a strategic merge patch', async () => {
     s.handler = (_q, res) => json(res, 500, status(500, 'InternalError', 'nope'));
     const err = await client()
-      .patchEphemeralContainers('default', 'web', [{ name: 'dbg', image: 'busybox', targetContainerName: 'app' }])
+      .patchEphemeralContainers('default', 'web', [
+        { name: 'dbg', image: 'busybox', targetContainerName: 'app' },
+      ])
       .catch((e) => e);
     expect(err).toBeInstanceOf(ApiUnavailableError);
     expect(s.seen).toHaveLength(1);
@@ -237,7 +287,13 @@ describe('KubeClient REST over http', () => {
     expect(JSON.parse(s.seen[0]?.body ?? '')).toEqual({
       spec: {
         ephemeralContainers: [
-          { name: 'dbg', image: 'busybox', targetContainerName: 'app', terminationMessagePolicy: 'File', resources: {} },
+          {
+            name: 'dbg',
+            image: 'busybox',
+            targetContainerName: 'app',
+            terminationMessagePolicy: 'File',
+            resources: {},
+          },
         ],
       },
     });
@@ -245,9 +301,16 @@ describe('KubeClient REST over http', () => {
 
   it('turns malformed and hostile bodies into ValidationError / LimitExceededError', async () => {
     s.handler = (_q, res) => json(res, 200, '{"metadata": {"name": ');
-    expect(await client().getPod('default', 'web').catch((e) => e)).toBeInstanceOf(ValidationError);
-    s.handler = (_q, res) => json(res, 200, JSON.stringify({ metadata: { name: 42 }, spec: { containers: 'x' } }));
-    const v = await client().getPod('default', 'web').catch((e) => e);
+    expect(
+      await client()
+        .getPod('default', 'web')
+        .catch((e) => e),
+    ).toBeInstanceOf(ValidationError);
+    s.handler = (_q, res) =>
+      json(res, 200, JSON.stringify({ metadata: { name: 42 }, spec: { containers: 'x' } }));
+    const v = await client()
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(v).toBeInstanceOf(ValidationError);
     expect(v.issues.length).toBeGreaterThan(0);
     s.handler = (_q, res) => {
@@ -264,7 +327,9 @@ describe('KubeClient REST over http', () => {
       res.on('error', () => {});
       pump();
     };
-    const l = await client({ maxResponseBytes: 1024 * 1024 }).getPod('default', 'web').catch((e) => e);
+    const l = await client({ maxResponseBytes: 1024 * 1024 })
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(l).toBeInstanceOf(LimitExceededError);
     expect(l.limit).toBe('maxResponseBytes');
   });
@@ -272,7 +337,9 @@ describe('KubeClient REST over http', () => {
   it('times out a request that never answers', async () => {
     s.handler = () => {};
     const t0 = Date.now();
-    const err = await client({ timeoutMs: 300 }).getPod('default', 'web').catch((e) => e);
+    const err = await client({ timeoutMs: 300 })
+      .getPod('default', 'web')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TimeoutError);
     expect(Date.now() - t0).toBeLessThan(3000);
   });
@@ -281,12 +348,18 @@ describe('KubeClient REST over http', () => {
     s.handler = () => {};
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
-    const err = await client().getPod('default', 'web', { signal: ac.signal }).catch((e) => e);
+    const err = await client()
+      .getPod('default', 'web', { signal: ac.signal })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect(err).not.toBeInstanceOf(TimeoutError);
     const ac2 = new AbortController();
     ac2.abort();
-    expect(await client({ signal: ac2.signal }).getNode('n1').catch((e) => e)).toBeInstanceOf(AbortedError);
+    expect(
+      await client({ signal: ac2.signal })
+        .getNode('n1')
+        .catch((e) => e),
+    ).toBeInstanceOf(AbortedError);
   });
 
   it('lists pods page by page', async () => {
@@ -295,7 +368,11 @@ describe('KubeClient REST over http', () => {
       const c = u.searchParams.get('continue');
       const page = c === null ? 0 : Number(c);
       const items = [pod(`p${page * 2}`), pod(`p${page * 2 + 1}`)];
-      json(res, 200, JSON.stringify({ kind: 'PodList', metadata: { continue: page < 2 ? String(page + 1) : '' }, items }));
+      json(
+        res,
+        200,
+        JSON.stringify({ kind: 'PodList', metadata: { continue: page < 2 ? String(page + 1) : '' }, items }),
+      );
     };
     const names: string[] = [];
     for await (const p of client().listPods({ namespace: 'default', limit: 2, labelSelector: 'app=web' })) {
@@ -311,13 +388,23 @@ describe('KubeClient REST over http', () => {
       const c = new URL(req.url ?? '', 'http://x').searchParams.get('continue');
       if (c === null) json(res, 200, JSON.stringify({ metadata: { continue: 'old' }, items: [pod('a')] }));
       else if (c === 'old')
-        json(res, 410, status(410, 'Expired', 'The provided continue parameter is too old', { metadata: { continue: 'fresh' } }));
+        json(
+          res,
+          410,
+          status(410, 'Expired', 'The provided continue parameter is too old', {
+            metadata: { continue: 'fresh' },
+          }),
+        );
       else json(res, 200, JSON.stringify({ metadata: {}, items: [pod('b')] }));
     };
     const names: string[] = [];
     for await (const p of client().listPods()) names.push(p.metadata.name ?? '');
     expect(names).toEqual(['a', 'b']);
-    expect(s.seen.map((x) => new URL(x.url, 'http://x').searchParams.get('continue'))).toEqual([null, 'old', 'fresh']);
+    expect(s.seen.map((x) => new URL(x.url, 'http://x').searchParams.get('continue'))).toEqual([
+      null,
+      'old',
+      'fresh',
+    ]);
     expect(s.seen[0]?.url.startsWith('/api/v1/pods?')).toBe(true);
   });
 
@@ -366,7 +453,11 @@ describe('KubeClient REST over http', () => {
 
   it('maps a log error answer (400 waiting to start) before streaming', async () => {
     s.handler = (_q, res) =>
-      json(res, 400, status(400, 'BadRequest', 'container "app" in pod "web" is waiting to start: ContainerCreating'));
+      json(
+        res,
+        400,
+        status(400, 'BadRequest', 'container "app" in pod "web" is waiting to start: ContainerCreating'),
+      );
     const err = await client()
       .podLogs({ namespace: 'default', pod: 'web', container: 'app', sinceSeconds: 60 })
       .catch((e) => e);
@@ -380,7 +471,12 @@ describe('KubeClient REST over http', () => {
       res.write('first\n');
     };
     const ac = new AbortController();
-    const stream = await client().podLogs({ namespace: 'default', pod: 'web', container: 'app', signal: ac.signal });
+    const stream = await client().podLogs({
+      namespace: 'default',
+      pod: 'web',
+      container: 'app',
+      signal: ac.signal,
+    });
     const got: string[] = [];
     const err = await (async () => {
       try {
@@ -398,7 +494,14 @@ describe('KubeClient REST over http', () => {
 
   it('lists events by involvedObject uid', async () => {
     s.handler = (_q, res) =>
-      json(res, 200, JSON.stringify({ metadata: {}, items: [{ metadata: { name: 'e1' }, reason: 'Pulled', involvedObject: { uid: 'u1' } }] }));
+      json(
+        res,
+        200,
+        JSON.stringify({
+          metadata: {},
+          items: [{ metadata: { name: 'e1' }, reason: 'Pulled', involvedObject: { uid: 'u1' } }],
+        }),
+      );
     const ev = await client().podEvents({ namespace: 'default', uid: 'u1' });
     expect(ev.map((e) => e.reason)).toEqual(['Pulled']);
     const q = new URL(s.seen[0]?.url ?? '', 'http://x').searchParams;
@@ -409,7 +512,14 @@ describe('KubeClient REST over http', () => {
   it('asks SelfSubjectReview and SelfSubjectAccessReview', async () => {
     s.handler = (req, res, body) => {
       if (req.url?.includes('selfsubjectreviews')) {
-        json(res, 201, JSON.stringify({ kind: 'SelfSubjectReview', status: { userInfo: { username: 'alice', groups: ['g'] } } }));
+        json(
+          res,
+          201,
+          JSON.stringify({
+            kind: 'SelfSubjectReview',
+            status: { userInfo: { username: 'alice', groups: ['g'] } },
+          }),
+        );
       } else {
         const spec = JSON.parse(body).spec.resourceAttributes;
         json(res, 201, JSON.stringify({ status: { allowed: spec.subresource === 'exec', reason: 'rbac' } }));
@@ -422,7 +532,15 @@ describe('KubeClient REST over http', () => {
     expect(JSON.parse(s.seen[1]?.body ?? '')).toEqual({
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SelfSubjectAccessReview',
-      spec: { resourceAttributes: { verb: 'get', resource: 'pods', group: '', subresource: 'exec', namespace: 'ns' } },
+      spec: {
+        resourceAttributes: {
+          verb: 'get',
+          resource: 'pods',
+          group: '',
+          subresource: 'exec',
+          namespace: 'ns',
+        },
+      },
     });
   });
 
@@ -456,10 +574,21 @@ describe('KubeClient REST over https', () => {
 
   it('sends tlsServerName as SNI and checks the certificate against it', async () => {
     s.seen = [];
-    const kube = new KubeClient({ server: s.url, caData: caPem, token: 't', tlsServerName: 'kube.tunnel.internal' });
+    const kube = new KubeClient({
+      server: s.url,
+      caData: caPem,
+      token: 't',
+      tlsServerName: 'kube.tunnel.internal',
+    });
     expect((await kube.getNode('n1')).metadata.name).toBe('n1');
     expect(s.seen[0]?.servername).toBe('kube.tunnel.internal');
-    const wrong = new KubeClient({ server: s.url, caData: caPem, token: 't', tlsServerName: 'wrong.example', retry: { attempts: 1 } });
+    const wrong = new KubeClient({
+      server: s.url,
+      caData: caPem,
+      token: 't',
+      tlsServerName: 'wrong.example',
+      retry: { attempts: 1 },
+    });
     const err = await wrong.getNode('n1').catch((e) => e);
     expect(err).toBeInstanceOf(ApiUnavailableError);
     expect(String(err.cause?.message ?? err.cause)).toMatch(/wrong\.example/);

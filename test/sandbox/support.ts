@@ -80,14 +80,17 @@ export function processesMentioning(needle: string): number[] {
   return found;
 }
 
-/** Host processes that are bwrap or nsenter (any owner). */
+/** Child processes of this process that are bwrap or nsenter (zombies included). */
 export function sandboxToolProcesses(): number[] {
   const found: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const comm = readFileSync(`/proc/${name}/comm`, 'utf8').trim();
-      if (comm === 'bwrap' || comm === 'nsenter') found.push(Number(name));
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (Number(fields[1]) === process.pid && (comm === 'bwrap' || comm === 'nsenter'))
+        found.push(Number(name));
     } catch {
       // gone
     }

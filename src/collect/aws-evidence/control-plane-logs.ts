@@ -49,7 +49,9 @@ const EXPORT_ORDER: readonly ControlPlaneLogType[] = ['audit', 'authenticator', 
 
 /** `logging.clusterLogging` as EKS DescribeCluster returns it. */
 export type ClusterLoggingConfig = ReadonlyArray<{
+  /** EKS log types: `api`, `audit`, `authenticator`, `controllerManager`, `scheduler`. */
   types?: readonly string[] | undefined;
+  /** Whether these types are sent to CloudWatch Logs. */
   enabled?: boolean | undefined;
 }>;
 
@@ -95,16 +97,21 @@ export interface ExportControlPlaneLogsOptions {
   clusterLogging?: ClusterLoggingConfig | undefined;
   /** Folder inside the bundle (default `aws/control-plane-logs`). */
   pathPrefix?: string | undefined;
-  /** Target recorded on the artifacts. */
+  /** Target recorded on the artifacts (default: the filter's namespace / pod / pod UID). */
   target?: TargetRef | undefined;
+  /** Bounds (events, bytes, time). */
   limits?: ControlPlaneLogLimits | undefined;
+  /** Backoff of throttled calls. */
   retry?: AwsRetryOptions | undefined;
+  /** Cancels the export (the call then rejects with `AbortedError`). */
   signal?: AbortSignal | undefined;
+  /** Diagnostics logger (silent by default). */
   logger?: Logger | undefined;
 }
 
 /** What happened to one stream type. */
 export interface ControlPlaneStreamResult {
+  /** The stream type. */
   type: ControlPlaneLogType;
   /** Stream-name prefix searched, e.g. `kube-apiserver-audit-`. */
   logStreamPrefix: string;
@@ -138,15 +145,25 @@ export interface ControlPlaneStreamResult {
 
 /** Result of {@link exportControlPlaneLogs}. */
 export interface ControlPlaneLogExportResult {
+  /** The cluster. */
   clusterName: string;
+  /** `/aws/eks/<cluster>/cluster`. */
   logGroupName: string;
+  /** Region of the CloudWatch Logs client. */
   region?: string | undefined;
-  window: { startTime: string; endTime: string };
+  /** The time window, ISO 8601 UTC. */
+  window: {
+    /** Start (inclusive). */
+    startTime: string;
+    /** End (inclusive). */
+    endTime: string;
+  };
   /**
    * `complete`: every requested type exported in full. `partial`: some truncated, skipped or failed.
    * `not-enabled`: no log group or no streams of any requested type. `failed`: every type failed.
    */
   status: 'complete' | 'partial' | 'not-enabled' | 'failed';
+  /** One entry per requested stream type, in export order (audit, authenticator, api). */
   streams: ControlPlaneStreamResult[];
   /** Per EKS log type: enabled now (from DescribeCluster / `clusterLogging`), or undefined when unknown. */
   loggingEnabled: Partial<Record<ControlPlaneLogType, boolean>>;
@@ -231,7 +248,7 @@ interface ExportState {
  * Never throws for AWS failures: they are in the result (`status`, per-stream `error` — an
  * {@link AwsRequestError} whose `operation` is the IAM action that was denied) and in the bundle.
  *
- * @throws {@link ConfigError} for invalid options; {@link AbortedError} when `signal` fires.
+ * @throws A {@link ConfigError} for invalid options; {@link AbortedError} when `signal` fires.
  * @example
  * const r = await exportControlPlaneLogs({ bundle, clusterName: 'prod', region: 'eu-west-1',
  *   startTime: Date.now() - 6 * 3600_000, endTime: Date.now(), filter: { namespace: 'web', pod: 'api-1' } });
@@ -266,6 +283,15 @@ export async function exportControlPlaneLogs(
   const prefix = (options.pathPrefix ?? 'aws/control-plane-logs').replace(/\/+$/, '');
   const logger = options.logger ?? silentLogger;
   const logGroupName = `/aws/eks/${clusterName}/cluster`;
+  const target: TargetRef | undefined =
+    options.target ??
+    (filter?.namespace !== undefined || filter?.podUid !== undefined
+      ? {
+          ...(filter.namespace !== undefined ? { namespace: filter.namespace } : {}),
+          ...(filter.pod !== undefined ? { pod: filter.pod } : {}),
+          ...(filter.podUid !== undefined ? { podUid: filter.podUid } : {}),
+        }
+      : undefined);
 
   if (!options.logs && !options.region) {
     throw new ConfigError('give either a CloudWatchLogsClient (`logs`) or a `region`');
@@ -498,7 +524,7 @@ export async function exportControlPlaneLogs(
         source,
         startedAt,
         contentType: 'application/x-ndjson',
-        ...(options.target ? { target: options.target } : {}),
+        ...(target ? { target } : {}),
         details: { logGroupName, logStreamPrefix: info.prefix, window: result.window, filter },
         finish: () => {
           const details = {

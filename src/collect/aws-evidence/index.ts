@@ -15,13 +15,7 @@ export {
   type ExportControlPlaneLogsOptions,
   exportControlPlaneLogs,
 } from './control-plane-logs.js';
-export {
-  type AuditEvent,
-  auditEventMatches,
-  auditEventSchema,
-  type ControlPlaneLogFilter,
-  parseAuditEvent,
-} from './filter.js';
+export type { ControlPlaneLogFilter } from './filter.js';
 export {
   classifyNodeCompute,
   type Ec2ProviderId,
@@ -34,7 +28,12 @@ export {
   type SnapshotNodeOptions,
   snapshotNode,
 } from './node-snapshot.js';
-export { AWS_EVIDENCE_PERMISSIONS, type AwsEvidencePermission, awsEvidencePolicy } from './permissions.js';
+export {
+  AWS_EVIDENCE_PERMISSIONS,
+  type AwsEvidencePermission,
+  type AwsEvidencePolicyDocument,
+  awsEvidencePolicy,
+} from './permissions.js';
 export {
   type AwsEvidenceWriter,
   type NodeObjectLike,

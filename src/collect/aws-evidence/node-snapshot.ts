@@ -46,6 +46,7 @@ const FARGATE_PROFILE_LABEL = 'eks.amazonaws.com/fargate-profile';
 
 /** An EC2 instance named by a node's `spec.providerID`. */
 export interface Ec2ProviderId {
+  /** e.g. `i-0abc1234def567890`. */
   instanceId: string;
   /** e.g. `us-east-1a` (empty providerID zone gives undefined). */
   availabilityZone?: string | undefined;
@@ -68,8 +69,11 @@ export function parseProviderId(providerID: string | undefined): Ec2ProviderId |
 
 /** Where a node runs, and why we think so. */
 export interface NodeComputeInfo {
+  /** `ec2`, `fargate`, `hybrid` or `unknown`. */
   compute: NodeCompute;
+  /** Why; for non-EC2 nodes, the reason nothing can be snapshotted. */
   reason: string;
+  /** The instance, for EC2 nodes. */
   ec2?: Ec2ProviderId | undefined;
 }
 
@@ -126,7 +130,9 @@ export interface SnapshotNodeOptions {
   clusterName?: string | undefined;
   /** EC2 client; otherwise one is made from `region` (default: the node's region) and `credentials`. */
   ec2?: EC2Client | undefined;
+  /** Region, when no client is given (default: from the node's zone). */
   region?: string | undefined;
+  /** Credentials (identity or provider), when no client is given. Default: the SDK's chain. */
   credentials?: EC2ClientConfig['credentials'];
   /**
    * Also turn on EC2 termination protection (`DisableApiTermination`) for the instance. It changes
@@ -148,23 +154,35 @@ export interface SnapshotNodeOptions {
   pollIntervalMs?: number | undefined;
   /** Bundle path of the JSON record (default `aws/node-snapshot/<node>.json`). */
   path?: string | undefined;
+  /** Backoff of throttled calls. */
   retry?: AwsRetryOptions | undefined;
+  /** Cancels the step (the call then rejects with `AbortedError`; snapshots already started continue in AWS). */
   signal?: AbortSignal | undefined;
+  /** Diagnostics logger (silent by default). */
   logger?: Logger | undefined;
 }
 
 /** One snapshot made. */
 export interface NodeSnapshotInfo {
+  /** e.g. `snap-0123…`. */
   snapshotId: string;
+  /** The EBS volume snapshotted. */
   volumeId: string;
+  /** Device name on the instance, e.g. `/dev/xvda`. */
   deviceName?: string | undefined;
   /** `pending`, `completed`, `error`, … as EC2 reports it. */
   state: string;
+  /** e.g. `100%`. */
   progress?: string | undefined;
+  /** When EC2 started the snapshot (ISO 8601). */
   startTime?: string | undefined;
+  /** Size of the volume. */
   volumeSizeGiB?: number | undefined;
+  /** Whether the snapshot is encrypted (it is when the volume is). */
   encrypted?: boolean | undefined;
+  /** KMS key of an encrypted snapshot: analysts need access to it. */
   kmsKeyId?: string | undefined;
+  /** EC2's message for a snapshot in state `error`. */
   stateMessage?: string | undefined;
 }
 
@@ -176,25 +194,45 @@ export interface NodeSnapshotResult {
    * protection failed. `skipped`: not an EC2 node (`reason` says why). `failed`: no snapshot made.
    */
   status: 'completed' | 'pending' | 'partial' | 'skipped' | 'failed';
+  /** Why the status is not `completed`. */
   reason?: string | undefined;
+  /** Where the node runs. */
   compute: NodeCompute;
+  /** The node. */
   nodeName: string;
+  /** The EC2 instance behind the node. */
   instanceId?: string | undefined;
+  /** Its availability zone. */
   availabilityZone?: string | undefined;
+  /** Region of the EC2 calls. */
   region?: string | undefined;
   /** EBS volumes attached to the instance. */
-  volumes: Array<{ volumeId: string; deviceName?: string | undefined; boot: boolean }>;
+  volumes: Array<{
+    /** Volume id. */
+    volumeId: string;
+    /** Device name on the instance. */
+    deviceName?: string | undefined;
+    /** True for the root volume. */
+    boot: boolean;
+  }>;
+  /** Snapshots made, with their last known state. */
   snapshots: NodeSnapshotInfo[];
   /** Tags put on every snapshot. */
   tags: Record<string, string>;
+  /** Outcome of the termination protection step, when asked for. */
   terminationProtection?:
     | {
+        /** The setting before (undefined when it could not be read). */
         previous?: boolean | undefined;
+        /** On now. */
         enabled: boolean;
+        /** True when this call turned it on (recorded as a custody change). */
         changed: boolean;
+        /** Why it could not be enabled. */
         error?: EksForensicsError | undefined;
       }
     | undefined;
+  /** Remarks for the report (Spot instance, instance state, polling problems). */
   notes: string[];
   /** The bundle's record of the JSON artifact. */
   record?: ArtifactRecord | undefined;
@@ -265,7 +303,7 @@ function errorText(e: EksForensicsError | undefined): Record<string, unknown> | 
  * returned in the result, not thrown: an {@link AwsRequestError} with `failure: 'access-denied'`
  * names the IAM action in `operation` (e.g. `ec2:CreateSnapshots`).
  *
- * @throws {@link ConfigError} for invalid options (e.g. an EC2 client for another region than the
+ * @throws A {@link ConfigError} for invalid options (e.g. an EC2 client for another region than the
  *   node's); {@link AbortedError} when `signal` fires.
  * @example
  * const r = await snapshotNode({ bundle, node, pod, caseId: 'IR-42', clusterName: 'prod',

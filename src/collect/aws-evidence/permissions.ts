@@ -78,6 +78,21 @@ export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object
   },
 ]);
 
+/** An IAM policy document (identity-based). */
+export interface AwsEvidencePolicyDocument {
+  /** Policy language version. */
+  Version: '2012-10-17';
+  /** One Allow statement. */
+  Statement: Array<{
+    /** Always `Allow`. */
+    Effect: 'Allow';
+    /** The IAM actions. */
+    Action: string[];
+    /** `*`; scope it down for your account. */
+    Resource: '*';
+  }>;
+}
+
 /**
  * An IAM policy document allowing the actions of the given steps (default: both).
  *
@@ -86,7 +101,7 @@ export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object
  */
 export function awsEvidencePolicy(
   steps: ReadonlyArray<AwsEvidencePermission['step']> = ['control-plane-logs', 'node-snapshot'],
-): { Version: '2012-10-17'; Statement: Array<{ Effect: 'Allow'; Action: string[]; Resource: '*' }> } {
+): AwsEvidencePolicyDocument {
   const actions = AWS_EVIDENCE_PERMISSIONS.filter((p) => steps.includes(p.step)).map((p) => p.action);
   return {
     Version: '2012-10-17',

@@ -12,8 +12,11 @@ export type AwsEvidenceWriter = Pick<
 
 /** The pod an acquisition is about. */
 export interface PodRef {
+  /** Namespace of the pod. */
   namespace: string;
+  /** Pod name. */
   name: string;
+  /** `metadata.uid`. */
   uid?: string | undefined;
   /** `spec.nodeName`. */
   nodeName?: string | undefined;
@@ -23,6 +26,7 @@ export interface PodRef {
 
 /** The node a pod runs on. */
 export interface NodeRef {
+  /** Node name (`metadata.name`). */
   name: string;
   /** `spec.providerID`, e.g. `aws:///us-east-1a/i-0abc123…`. */
   providerID?: string | undefined;
@@ -32,19 +36,38 @@ export interface NodeRef {
 
 /** A Kubernetes Pod object (the library's zod-inferred `Pod` fits). */
 export interface PodObjectLike {
+  /** Object metadata. */
   metadata?: {
+    /** Pod name. */
     name?: string | undefined;
+    /** Namespace. */
     namespace?: string | undefined;
+    /** Pod UID. */
     uid?: string | undefined;
-    labels?: Readonly<Record<string, string>> | undefined;
+    /** Pod labels. */
+    labels?: Readonly<Record<string, string>> | null | undefined;
   };
-  spec?: { nodeName?: string | undefined };
+  /** Pod spec. */
+  spec?: {
+    /** Node the pod is scheduled on. */
+    nodeName?: string | undefined;
+  };
 }
 
 /** A Kubernetes Node object (the library's zod-inferred `Node` fits). */
 export interface NodeObjectLike {
-  metadata?: { name?: string | undefined; labels?: Readonly<Record<string, string>> | undefined };
-  spec?: { providerID?: string | undefined };
+  /** Object metadata. */
+  metadata?: {
+    /** Node name. */
+    name?: string | undefined;
+    /** Node labels. */
+    labels?: Readonly<Record<string, string>> | null | undefined;
+  };
+  /** Node spec. */
+  spec?: {
+    /** e.g. `aws:///us-east-1a/i-0abc…`. */
+    providerID?: string | undefined;
+  };
 }
 
 function isObjectLike(v: object): v is { metadata?: unknown } {
@@ -59,7 +82,13 @@ export function toPodRef(pod: PodRef | PodObjectLike | undefined): PodRef | unde
   const name = p.metadata?.name;
   const namespace = p.metadata?.namespace;
   if (!name || !namespace) return undefined;
-  return { name, namespace, uid: p.metadata?.uid, nodeName: p.spec?.nodeName, labels: p.metadata?.labels };
+  return {
+    name,
+    namespace,
+    uid: p.metadata?.uid,
+    nodeName: p.spec?.nodeName,
+    labels: p.metadata?.labels ?? undefined,
+  };
 }
 
 /** Normalises a {@link NodeRef} or a Node object. Returns undefined when the name is missing. */
@@ -69,5 +98,5 @@ export function toNodeRef(node: NodeRef | NodeObjectLike | undefined): NodeRef |
   const n = node as NodeObjectLike;
   const name = n.metadata?.name;
   if (!name) return undefined;
-  return { name, providerID: n.spec?.providerID, labels: n.metadata?.labels };
+  return { name, providerID: n.spec?.providerID, labels: n.metadata?.labels ?? undefined };
 }

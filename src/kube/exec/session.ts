@@ -54,14 +54,25 @@ function buildPath(o: ExecOptions): string {
   return `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/pods/${encodeURIComponent(o.pod)}/exec?${q}`;
 }
 
+/** Events that arrived between the upgrade and the session attaching its listeners. */
+interface Early {
+  messages: Array<[Buffer, boolean]>;
+  closed?: { code: number; reason: Buffer } | undefined;
+}
+
 function connect(
   t: KubeTransport,
   path: string,
   token: string,
   signal: AbortSignal,
   what: string,
-): Promise<WebSocket> {
-  return new Promise<WebSocket>((resolve, reject) => {
+  protocols: readonly ExecProtocol[],
+): Promise<{ ws: WebSocket; early: Early }> {
+  return new Promise<{ ws: WebSocket; early: Early }>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(abortError(signal, what));
+      return;
+    }
     let settled = false;
     // ws hands these options to https.request, so TLS's checkServerIdentity semantics apply
     // (@types/ws types that field differently).
@@ -76,8 +87,9 @@ function connect(
       skipUTF8Validation: true,
       followRedirects: false,
     };
-    const ws = new WebSocket(t.urlFor(path, true), [...EXEC_PROTOCOLS], options as WebSocket.ClientOptions);
+    const ws = new WebSocket(t.urlFor(path, true), [...protocols], options as WebSocket.ClientOptions);
     ws.on('error', noop);
+    const early: Early = { messages: [] };
     const done = (err: unknown, value?: WebSocket) => {
       if (settled) return;
       settled = true;
@@ -86,7 +98,7 @@ function connect(
       if (err !== undefined) {
         if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
         reject(err);
-      } else resolve(value as WebSocket);
+      } else resolve({ ws: value as WebSocket, early });
     };
     const onAbort = () => done(abortError(signal, what));
     const onOpen = () => {
@@ -98,6 +110,12 @@ function connect(
         );
         return;
       }
+      // Hold the socket until the session has its listeners; keep anything already parsed.
+      ws.pause();
+      ws.on('message', (data: Buffer, isBinary: boolean) => early.messages.push([data, isBinary]));
+      ws.once('close', (code: number, reason: Buffer) => {
+        early.closed = { code, reason };
+      });
       done(undefined, ws);
     };
     signal.addEventListener('abort', onAbort, { once: true });
@@ -154,26 +172,34 @@ export async function startExec(t: KubeTransport, o: ExecOptions): Promise<ExecS
   if (!wantStdout && !wantStderr && !wantStdin) {
     throw new ConfigError('exec: ask for at least one of stdin, stdout, stderr');
   }
+  const protocols = o.protocols ?? EXEC_PROTOCOLS;
+  if (protocols.length === 0 || protocols.some((p) => !(EXEC_PROTOCOLS as readonly string[]).includes(p))) {
+    throw new ConfigError(`exec: protocols must be a non-empty subset of ${EXEC_PROTOCOLS.join(', ')}`);
+  }
   const what = `exec in ${o.namespace}/${o.pod}${o.container ? `/${o.container}` : ''}`;
   const path = buildPath(o);
   const life = withTimeout(t.combineSignal(o.signal), o.timeoutMs, what);
-  let ws: WebSocket;
+  let conn: { ws: WebSocket; early: Early };
   try {
     let token = await t.token();
     try {
-      ws = await connect(t, path, token, life.signal, what);
+      conn = await connect(t, path, token, life.signal, what, protocols);
     } catch (err) {
       if (!(err instanceof UnauthorizedError)) throw err;
       t.logger.debug({ what }, 'kube: exec got 401, refreshing token once');
       token = await t.token(true);
-      ws = await connect(t, path, token, life.signal, what);
+      conn = await connect(t, path, token, life.signal, what, protocols);
     }
   } catch (err) {
     life.dispose();
     throw err;
   }
+  const { ws, early } = conn;
+  ws.removeAllListeners('message');
+  ws.removeAllListeners('close');
   return new Session(
     ws,
+    early,
     ws.protocol as ExecProtocol,
     life,
     o,
@@ -206,6 +232,7 @@ class Session implements ExecSession {
 
   constructor(
     ws: WebSocket,
+    early: Early,
     protocol: ExecProtocol,
     life: { signal: AbortSignal; dispose: () => void },
     o: ExecOptions,
@@ -283,6 +310,9 @@ class Session implements ExecSession {
     }, pingEvery);
     this.#pinger.unref();
     t.logger.debug({ what, protocol }, 'kube: exec started');
+    for (const [data, isBinary] of early.messages) this.#onMessage(data, isBinary, want);
+    if (early.closed) ws.emit('close', early.closed.code, early.closed.reason);
+    else if (!this.#stdoutFull && !this.#stderrFull) ws.resume();
   }
 
   #onMessage(

@@ -104,6 +104,8 @@ export class FakeAws {
   readonly endpoint: string;
   /** Every request answered, in order. */
   readonly requests: FakeAwsRequestRecord[] = [];
+  /** Most requests that were being answered at the same time. */
+  maxInFlight = 0;
   /** Injected failures; push or splice at any time. */
   readonly failures: FakeAwsFailure[];
   readonly #server: Server;
@@ -114,6 +116,8 @@ export class FakeAws {
   readonly #defaultAccount: string | null;
   readonly #maxPage: number;
   readonly #clock: () => Date;
+  readonly #latencyMs: number;
+  #inFlight = 0;
 
   private constructor(server: Server, endpoint: string, options: FakeAwsOptions) {
     this.#server = server;
@@ -123,6 +127,7 @@ export class FakeAws {
     this.#defaultAccount = options.defaultAccount === undefined ? '123456789012' : options.defaultAccount;
     this.#maxPage = options.maxPageSize ?? 100;
     this.#clock = options.clock ?? (() => new Date());
+    this.#latencyMs = options.latencyMs ?? 0;
     this.failures = [...(options.failures ?? [])];
     for (const c of options.clusters ?? []) this.addCluster(c);
   }
@@ -230,8 +235,11 @@ export class FakeAws {
     let region = '';
     let accessKeyId = '';
     let status = 500;
+    this.#inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.#inFlight);
     try {
       const body = await readBody(req);
+      if (this.#latencyMs > 0) await new Promise((r) => setTimeout(r, this.#latencyMs));
       const auth = AUTH_RE.exec(String(req.headers.authorization ?? ''));
       if (!auth)
         throw new AwsFault(403, 'MissingAuthenticationTokenException', 'Missing Authentication Token');
@@ -282,6 +290,7 @@ export class FakeAws {
         res.end(JSON.stringify({ __type: fault.awsCode, message: fault.message }));
       }
     } finally {
+      this.#inFlight--;
       this.requests.push({ service, operation, region, accessKeyId, status });
     }
   }

@@ -111,6 +111,8 @@ export interface FakeAwsOptions {
   failures?: readonly FakeAwsFailure[] | undefined;
   /** Largest ListClusters page. Default 100. */
   maxPageSize?: number | undefined;
+  /** Delay before every answer, to make concurrent requests overlap. Default 0. */
+  latencyMs?: number | undefined;
   /** Clock for credential expirations. Default `() => new Date()`. */
   clock?: (() => Date) | undefined;
 }

@@ -185,7 +185,8 @@ export function verifyEksToken(token: string, options: EksTokenVerifyOptions = {
     }
     seenExact.set(key, (seenExact.get(key) ?? 0) + 1);
     const lower = key.toLowerCase();
-    if ((seenExact.get(key) ?? 0) > 1) return formatError('query parameter with multiple values not supported');
+    if ((seenExact.get(key) ?? 0) > 1)
+      return formatError('query parameter with multiple values not supported');
     if (params.has(lower)) return formatError(`duplicate query parameter found: "${key}"`);
     if (!ALLOWED_PARAMS.has(lower)) return formatError(`non-whitelisted query parameter "${key}"`);
     params.set(lower, value);
@@ -214,7 +215,12 @@ export function verifyEksToken(token: string, options: EksTokenVerifyOptions = {
   }
   const credential = (params.get('x-amz-credential') ?? '').split('/');
   const accessKeyId = credential[0] ?? '';
-  if (credential.length !== 5 || accessKeyId === '' || credential[3] !== 'sts' || credential[4] !== 'aws4_request') {
+  if (
+    credential.length !== 5 ||
+    accessKeyId === '' ||
+    credential[3] !== 'sts' ||
+    credential[4] !== 'aws4_request'
+  ) {
     return formatError('malformed X-Amz-Credential parameter in pre-signed URL');
   }
   return {

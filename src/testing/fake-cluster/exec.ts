@@ -64,7 +64,11 @@ export function internalErrorStatus(err: string): KubeJsonObject {
 }
 
 /** The channel-3 status for how a process ended. */
-export function exitStatus(exit: RuntimeExecExit, protocol: string, command: readonly string[]): KubeJsonObject {
+export function exitStatus(
+  exit: RuntimeExecExit,
+  protocol: string,
+  command: readonly string[],
+): KubeJsonObject {
   const v5 = protocol === V5;
   if (exit.kind === 'error') {
     const kubeletErr = `error executing command in container: ${exit.message}`;
@@ -154,7 +158,8 @@ export class ExecSession {
       stream.once('error', finish);
       stream.on('data', (chunk: Buffer) => {
         if (!wanted || this.closed) return;
-        for (let off = 0; off < chunk.length; off += CHUNK) this.send(channel, chunk.subarray(off, off + CHUNK));
+        for (let off = 0; off < chunk.length; off += CHUNK)
+          this.send(channel, chunk.subarray(off, off + CHUNK));
         if (this.ws.bufferedAmount > HIGH_WATER) {
           stream.pause();
           this.paused.add(stream);
@@ -193,7 +198,13 @@ export class ExecSession {
       if (!stdin || this.stdinClosed || payload.length === 0) return;
       if (!stdin.write(payload)) {
         this.ws.pause();
-        stdin.once('drain', () => this.ws.resume());
+        const resume = (): void => {
+          stdin.off('drain', resume);
+          stdin.off('close', resume);
+          this.ws.resume();
+        };
+        stdin.once('drain', resume);
+        stdin.once('close', resume);
       }
     }
     // Channel 4 (resize) is accepted and ignored; anything else is dropped.
@@ -245,6 +256,10 @@ export class ExecSession {
       this.pump(proc.stderr, 2, this.streams.stderr && !this.streams.tty),
     ]);
     const [exit] = await Promise.all([proc.result, outputs]);
+    // Input nobody will read any more must not keep the socket paused (the close handshake needs it).
+    this.stdinClosed = true;
+    proc.stdin?.destroy();
+    this.ws.resume();
     this.finish(exitStatus(exit, this.protocol, command));
   }
 }

@@ -14,7 +14,7 @@ import { stringify as yamlStringify } from 'yaml';
 import { ConfigError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../util/index.js';
 import type { ContainerRuntime, RuntimeContainer } from '../runtime.js';
-import { ExecSession, chooseProtocol, MAX_FRAME_BYTES, V5 } from './exec.js';
+import { chooseProtocol, ExecSession, MAX_FRAME_BYTES, V5 } from './exec.js';
 import {
   type ContainerEntry,
   containerSpecJson,
@@ -31,7 +31,13 @@ import {
 } from './objects.js';
 import { generatePki } from './pki.js';
 import { decodeAccessReviewSpec, PROTOBUF_CONTENT_TYPE } from './protobuf.js';
-import { type AuthUser, Authenticator, forbiddenStatus, type RequestAttributes, unauthorizedStatus } from './rbac.js';
+import {
+  Authenticator,
+  type AuthUser,
+  forbiddenStatus,
+  type RequestAttributes,
+  unauthorizedStatus,
+} from './rbac.js';
 import { randomContainerId } from './runtimes/common.js';
 import { createHostRuntime } from './runtimes/host.js';
 import { createScriptedRuntime } from './runtimes/scripted.js';
@@ -91,7 +97,14 @@ class HttpStatus extends Error {
 }
 
 function status(code: number, reason: string, message: string, details?: KubeJsonObject): HttpStatus {
-  const body: KubeJsonObject = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason };
+  const body: KubeJsonObject = {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+  };
   if (details) body.details = details;
   body.code = code;
   return new HttpStatus(code, body);
@@ -123,7 +136,11 @@ function queryInt(q: URLSearchParams, key: string): number | undefined {
   return Number(v);
 }
 
-type Requirement = { key: string; op: 'eq' | 'ne' | 'in' | 'notin' | 'exists' | 'notexists'; values: string[] };
+type Requirement = {
+  key: string;
+  op: 'eq' | 'ne' | 'in' | 'notin' | 'exists' | 'notexists';
+  values: string[];
+};
 
 function splitTopLevel(s: string): string[] {
   const out: string[] = [];
@@ -295,7 +312,11 @@ export class FakeCluster implements FakeClusterApi {
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date.now;
     const v = options.version ?? { major: '1', minor: '33' };
-    this.version = { major: v.major, minor: v.minor, gitVersion: v.gitVersion ?? `v${v.major}.${v.minor}.0-eks-fake` };
+    this.version = {
+      major: v.major,
+      minor: v.minor,
+      gitVersion: v.gitVersion ?? `v${v.major}.${v.minor}.0-eks-fake`,
+    };
     this.runtimes = new Map<string, ContainerRuntime>([
       ['scripted', createScriptedRuntime() as ContainerRuntime],
       ['host', createHostRuntime() as ContainerRuntime],
@@ -502,8 +523,32 @@ export class FakeCluster implements FakeClusterApi {
     return podJson(pod);
   }
 
+  /** Containers whose runtime says they stopped (e.g. a sandbox entrypoint exited) become terminated. */
+  private syncStates(): void {
+    const now = this.clock();
+    for (const p of this.pods.values()) {
+      for (const c of [...p.containers, ...p.ephemeralContainers]) {
+        if (c.state === 'running' && c.runtimeContainer && !c.runtimeContainer.running()) {
+          c.state = 'terminated';
+          c.exitCode = 0;
+          c.reason = 'Completed';
+          c.finishedAt = now;
+          p.resourceVersion = this.bump();
+        }
+      }
+    }
+  }
+
+  /** The runtime's handle of a started container (e.g. to reach a sandbox's main process), or `undefined`. */
+  runtimeContainer(namespace: string, pod: string, container: string): RuntimeContainer | undefined {
+    const p = this.pods.get(`${namespace}/${pod}`);
+    const all = p ? [...p.containers, ...p.initContainers, ...p.ephemeralContainers] : [];
+    return all.find((c) => c.name === container)?.runtimeContainer;
+  }
+
   /** Current pod JSON, or `undefined`. */
   getPod(namespace: string, name: string): KubeJsonObject | undefined {
+    this.syncStates();
     const p = this.pods.get(`${namespace}/${name}`);
     return p ? podJson(p) : undefined;
   }
@@ -520,10 +565,16 @@ export class FakeCluster implements FakeClusterApi {
     );
   }
 
-  private findContainer(namespace: string, pod: string, container: string): { pod: PodEntry; c: ContainerEntry } {
+  private findContainer(
+    namespace: string,
+    pod: string,
+    container: string,
+  ): { pod: PodEntry; c: ContainerEntry } {
     const p = this.pods.get(`${namespace}/${pod}`);
     if (!p) throw new ConfigError(`FakeCluster has no pod ${namespace}/${pod}`);
-    const c = [...p.containers, ...p.initContainers, ...p.ephemeralContainers].find((x) => x.name === container);
+    const c = [...p.containers, ...p.initContainers, ...p.ephemeralContainers].find(
+      (x) => x.name === container,
+    );
     if (!c) throw new ConfigError(`pod ${namespace}/${pod} has no container "${container}"`);
     return { pod: p, c };
   }
@@ -555,8 +606,13 @@ export class FakeCluster implements FakeClusterApi {
     const namespace = spec.namespace ?? spec.involvedObject.namespace ?? 'default';
     const first = spec.firstTimestamp ? new Date(spec.firstTimestamp).getTime() : this.clock();
     const last = spec.lastTimestamp ? new Date(spec.lastTimestamp).getTime() : first;
-    const name = spec.name ?? `${spec.involvedObject.name}.${(first * 1000 + this.events.length).toString(16)}`;
-    const involved: KubeJsonObject = { kind: spec.involvedObject.kind, namespace: spec.involvedObject.namespace ?? namespace, name: spec.involvedObject.name };
+    const name =
+      spec.name ?? `${spec.involvedObject.name}.${(first * 1000 + this.events.length).toString(16)}`;
+    const involved: KubeJsonObject = {
+      kind: spec.involvedObject.kind,
+      namespace: spec.involvedObject.namespace ?? namespace,
+      name: spec.involvedObject.name,
+    };
     if (spec.involvedObject.uid) involved.uid = spec.involvedObject.uid;
     involved.apiVersion = 'v1';
     if (spec.involvedObject.fieldPath) involved.fieldPath = spec.involvedObject.fieldPath;
@@ -656,16 +712,25 @@ export class FakeCluster implements FakeClusterApi {
 
   private async handle(req: IncomingMessage, res: ServerResponse, user: AuthUser | undefined): Promise<void> {
     if (!user) throw new HttpStatus(401, unauthorizedStatus());
+    this.syncStates();
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const q = url.searchParams;
     const method = req.method ?? 'GET';
-    const seg = path.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
+    const seg = path
+      .split('/')
+      .filter((s) => s.length > 0)
+      .map(decodeURIComponent);
 
     // Discovery and other non-resource paths.
     const discovery = this.discovery(path);
     if (discovery !== undefined) {
-      if (method !== 'GET') throw status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
+      if (method !== 'GET')
+        throw status(
+          405,
+          'MethodNotAllowed',
+          `the server does not allow this method on the requested resource`,
+        );
       writeJson(res, 200, discovery);
       return;
     }
@@ -682,15 +747,25 @@ export class FakeCluster implements FakeClusterApi {
         (group === 'authorization.k8s.io' && resource === 'selfsubjectaccessreviews') ||
         (group === 'authentication.k8s.io' && resource === 'selfsubjectreviews')
       ) {
-        if (method !== 'POST') throw status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+        if (method !== 'POST')
+          throw status(
+            405,
+            'MethodNotAllowed',
+            'the server does not allow this method on the requested resource',
+          );
         this.authorizeOrThrow(user, { verb: 'create', resource, apiGroup: group });
         const body = await this.readBody(req);
-        writeJson(res, 201, resource === 'selfsubjectreviews' ? this.selfSubjectReview(user) : this.accessReview(user, body));
+        writeJson(
+          res,
+          201,
+          resource === 'selfsubjectreviews' ? this.selfSubjectReview(user) : this.accessReview(user, body),
+        );
         return;
       }
     }
 
-    if (seg[0] !== 'api' || seg[1] !== 'v1') throw status(404, 'NotFound', 'the server could not find the requested resource', {});
+    if (seg[0] !== 'api' || seg[1] !== 'v1')
+      throw status(404, 'NotFound', 'the server could not find the requested resource', {});
     const rest = seg.slice(2);
     let namespace: string | undefined;
     if (rest[0] === 'namespaces' && rest.length >= 3) {
@@ -721,22 +796,38 @@ export class FakeCluster implements FakeClusterApi {
                 : method.toLowerCase();
     const attrs: RequestAttributes = { verb, resource, subresource, namespace, name, apiGroup: '' };
     this.authorizeOrThrow(user, attrs);
-    if (verb === 'watch') throw status(405, 'MethodNotAllowed', 'FakeCluster does not support watch; poll with get/list');
+    if (verb === 'watch')
+      throw status(405, 'MethodNotAllowed', 'FakeCluster does not support watch; poll with get/list');
 
     if (resource === 'pods') {
       if (name === undefined) {
-        if (method !== 'GET') throw status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+        if (method !== 'GET')
+          throw status(
+            405,
+            'MethodNotAllowed',
+            'the server does not allow this method on the requested resource',
+          );
         this.listPods(req, res, namespace, q);
         return;
       }
-      if (namespace === undefined) throw status(404, 'NotFound', 'the server could not find the requested resource', {});
+      if (namespace === undefined)
+        throw status(404, 'NotFound', 'the server could not find the requested resource', {});
       const pod = this.pods.get(`${namespace}/${name}`);
       if (!pod) throw notFound('pods', name);
       if (subresource === undefined) {
         if (method !== 'GET') throw status(405, 'MethodNotAllowed', 'FakeCluster only serves get on pods');
         const accept = req.headers.accept ?? '';
         if (accept.includes('as=Table')) {
-          writeJson(res, 200, podTable([pod], this.clock(), { resourceVersion: String(pod.resourceVersion) }, q.get('includeObject') ?? 'Metadata'));
+          writeJson(
+            res,
+            200,
+            podTable(
+              [pod],
+              this.clock(),
+              { resourceVersion: String(pod.resourceVersion) },
+              q.get('includeObject') ?? 'Metadata',
+            ),
+          );
         } else writeJson(res, 200, podJson(pod));
         return;
       }
@@ -759,12 +850,20 @@ export class FakeCluster implements FakeClusterApi {
           writeJson(res, 200, podJson(pod));
           return;
         }
-        throw status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+        throw status(
+          405,
+          'MethodNotAllowed',
+          'the server does not allow this method on the requested resource',
+        );
       }
       throw status(404, 'NotFound', 'the server could not find the requested resource', {});
     }
     if (method !== 'GET' || subresource !== undefined) {
-      throw status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      throw status(
+        405,
+        'MethodNotAllowed',
+        'the server does not allow this method on the requested resource',
+      );
     }
     if (resource === 'nodes') {
       if (name !== undefined) {
@@ -776,17 +875,32 @@ export class FakeCluster implements FakeClusterApi {
       const fields = parseFieldSelector(q.get('fieldSelector'), NODE_FIELDS);
       const labels = parseLabelSelector(q.get('labelSelector'));
       const all = [...this.nodes.values()]
-        .filter((n) => matchLabels(labels, n.spec.labels) && matchFields(fields, { 'metadata.name': n.spec.name, 'spec.unschedulable': 'false' }))
+        .filter(
+          (n) =>
+            matchLabels(labels, n.spec.labels) &&
+            matchFields(fields, { 'metadata.name': n.spec.name, 'spec.unschedulable': 'false' }),
+        )
         .sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1));
       const page = this.paginate(all, (n) => n.spec.name, q);
-      writeJson(res, 200, { kind: 'NodeList', apiVersion: 'v1', metadata: page.meta, items: page.items.map((n) => nodeJson(n, this.version.gitVersion, false)) });
+      writeJson(res, 200, {
+        kind: 'NodeList',
+        apiVersion: 'v1',
+        metadata: page.meta,
+        items: page.items.map((n) => nodeJson(n, this.version.gitVersion, false)),
+      });
       return;
     }
     if (resource === 'namespaces') {
       const names = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
       for (const p of this.pods.values()) names.add(p.namespace);
       const ns = (n: string): KubeJsonObject => ({
-        metadata: { name: n, uid: randomUUID(), resourceVersion: '1', creationTimestamp: rfc3339(this.clock()), labels: { 'kubernetes.io/metadata.name': n } },
+        metadata: {
+          name: n,
+          uid: randomUUID(),
+          resourceVersion: '1',
+          creationTimestamp: rfc3339(this.clock()),
+          labels: { 'kubernetes.io/metadata.name': n },
+        },
         spec: { finalizers: ['kubernetes'] },
         status: { phase: 'Active' },
       });
@@ -795,7 +909,12 @@ export class FakeCluster implements FakeClusterApi {
         writeJson(res, 200, { kind: 'Namespace', apiVersion: 'v1', ...ns(name) });
         return;
       }
-      writeJson(res, 200, { kind: 'NamespaceList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...names].sort().map(ns) });
+      writeJson(res, 200, {
+        kind: 'NamespaceList',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: String(this.rv) },
+        items: [...names].sort().map(ns),
+      });
       return;
     }
     // events
@@ -829,7 +948,12 @@ export class FakeCluster implements FakeClusterApi {
       })
       .sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
     const page = this.paginate(all, (e) => `${e.namespace}/${e.name}`, q);
-    writeJson(res, 200, { kind: 'EventList', apiVersion: 'v1', metadata: page.meta, items: page.items.map((e) => e.json) });
+    writeJson(res, 200, {
+      kind: 'EventList',
+      apiVersion: 'v1',
+      metadata: page.meta,
+      items: page.items.map((e) => e.json),
+    });
   }
 
   private discovery(path: string): KubeJsonObject | undefined {
@@ -845,7 +969,13 @@ export class FakeCluster implements FakeClusterApi {
       versions: [{ groupVersion: `${name}/v1`, version: 'v1' }],
       preferredVersion: { groupVersion: `${name}/v1`, version: 'v1' },
     });
-    const sub = (name: string, kind: string, verbs: string[]): KubeJsonObject => ({ name, singularName: '', namespaced: true, kind, verbs });
+    const sub = (name: string, kind: string, verbs: string[]): KubeJsonObject => ({
+      name,
+      singularName: '',
+      namespaced: true,
+      kind,
+      verbs,
+    });
     switch (path) {
       case '/version':
         return {
@@ -863,32 +993,103 @@ export class FakeCluster implements FakeClusterApi {
         return {
           kind: 'APIVersions',
           versions: ['v1'],
-          serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.server.replace('https://', '') }],
+          serverAddressByClientCIDRs: [
+            { clientCIDR: '0.0.0.0/0', serverAddress: this.server.replace('https://', '') },
+          ],
         };
       case '/apis':
-        return { kind: 'APIGroupList', apiVersion: 'v1', groups: [group('authentication.k8s.io'), group('authorization.k8s.io')] };
+        return {
+          kind: 'APIGroupList',
+          apiVersion: 'v1',
+          groups: [group('authentication.k8s.io'), group('authorization.k8s.io')],
+        };
       case '/apis/authentication.k8s.io':
         return { kind: 'APIGroup', apiVersion: 'v1', ...group('authentication.k8s.io') };
       case '/apis/authorization.k8s.io':
         return { kind: 'APIGroup', apiVersion: 'v1', ...group('authorization.k8s.io') };
       case '/apis/authentication.k8s.io/v1':
         return rl('authentication.k8s.io/v1', [
-          { name: 'selfsubjectreviews', singularName: 'selfsubjectreview', namespaced: false, kind: 'SelfSubjectReview', verbs: ['create'] },
-          { name: 'tokenreviews', singularName: 'tokenreview', namespaced: false, kind: 'TokenReview', verbs: ['create'] },
+          {
+            name: 'selfsubjectreviews',
+            singularName: 'selfsubjectreview',
+            namespaced: false,
+            kind: 'SelfSubjectReview',
+            verbs: ['create'],
+          },
+          {
+            name: 'tokenreviews',
+            singularName: 'tokenreview',
+            namespaced: false,
+            kind: 'TokenReview',
+            verbs: ['create'],
+          },
         ]);
       case '/apis/authorization.k8s.io/v1':
         return rl('authorization.k8s.io/v1', [
-          { name: 'localsubjectaccessreviews', singularName: 'localsubjectaccessreview', namespaced: true, kind: 'LocalSubjectAccessReview', verbs: ['create'] },
-          { name: 'selfsubjectaccessreviews', singularName: 'selfsubjectaccessreview', namespaced: false, kind: 'SelfSubjectAccessReview', verbs: ['create'] },
-          { name: 'selfsubjectrulesreviews', singularName: 'selfsubjectrulesreview', namespaced: false, kind: 'SelfSubjectRulesReview', verbs: ['create'] },
-          { name: 'subjectaccessreviews', singularName: 'subjectaccessreview', namespaced: false, kind: 'SubjectAccessReview', verbs: ['create'] },
+          {
+            name: 'localsubjectaccessreviews',
+            singularName: 'localsubjectaccessreview',
+            namespaced: true,
+            kind: 'LocalSubjectAccessReview',
+            verbs: ['create'],
+          },
+          {
+            name: 'selfsubjectaccessreviews',
+            singularName: 'selfsubjectaccessreview',
+            namespaced: false,
+            kind: 'SelfSubjectAccessReview',
+            verbs: ['create'],
+          },
+          {
+            name: 'selfsubjectrulesreviews',
+            singularName: 'selfsubjectrulesreview',
+            namespaced: false,
+            kind: 'SelfSubjectRulesReview',
+            verbs: ['create'],
+          },
+          {
+            name: 'subjectaccessreviews',
+            singularName: 'subjectaccessreview',
+            namespaced: false,
+            kind: 'SubjectAccessReview',
+            verbs: ['create'],
+          },
         ]);
       case '/api/v1':
         return rl('v1', [
-          { name: 'events', singularName: 'event', namespaced: true, kind: 'Event', verbs: all, shortNames: ['ev'] },
-          { name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], shortNames: ['ns'] },
-          { name: 'nodes', singularName: 'node', namespaced: false, kind: 'Node', verbs: all, shortNames: ['no'] },
-          { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: all, shortNames: ['po'], categories: ['all'] },
+          {
+            name: 'events',
+            singularName: 'event',
+            namespaced: true,
+            kind: 'Event',
+            verbs: all,
+            shortNames: ['ev'],
+          },
+          {
+            name: 'namespaces',
+            singularName: 'namespace',
+            namespaced: false,
+            kind: 'Namespace',
+            verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+            shortNames: ['ns'],
+          },
+          {
+            name: 'nodes',
+            singularName: 'node',
+            namespaced: false,
+            kind: 'Node',
+            verbs: all,
+            shortNames: ['no'],
+          },
+          {
+            name: 'pods',
+            singularName: 'pod',
+            namespaced: true,
+            kind: 'Pod',
+            verbs: all,
+            shortNames: ['po'],
+            categories: ['all'],
+          },
           sub('pods/attach', 'PodAttachOptions', ['create', 'get']),
           sub('pods/ephemeralcontainers', 'Pod', ['get', 'patch', 'update']),
           sub('pods/exec', 'PodExecOptions', ['create', 'get']),
@@ -912,9 +1113,17 @@ export class FakeCluster implements FakeClusterApi {
   }
 
   private accessReview(user: AuthUser, body: unknown): KubeJsonObject {
-    const spec = (body && typeof body === 'object' ? (body as KubeJsonObject).spec : undefined) as KubeJsonObject | undefined;
+    const spec = (body && typeof body === 'object' ? (body as KubeJsonObject).spec : undefined) as
+      | KubeJsonObject
+      | undefined;
     if (!spec || typeof spec !== 'object') {
-      throw invalid('SelfSubjectAccessReview', '', 'spec.resourceAttributes', 'FieldValueRequired', 'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified');
+      throw invalid(
+        'SelfSubjectAccessReview',
+        '',
+        'spec.resourceAttributes',
+        'FieldValueRequired',
+        'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified',
+      );
     }
     const ra = spec.resourceAttributes as Record<string, unknown> | undefined;
     const nra = spec.nonResourceAttributes as Record<string, unknown> | undefined;
@@ -931,9 +1140,16 @@ export class FakeCluster implements FakeClusterApi {
       });
     } else if (nra) {
       const isMaster = user.groups.includes('system:masters');
-      result = isMaster || str(nra.verb) === 'get' ? { allowed: true, reason: '' } : { allowed: false, reason: '' };
+      result =
+        isMaster || str(nra.verb) === 'get' ? { allowed: true, reason: '' } : { allowed: false, reason: '' };
     } else {
-      throw invalid('SelfSubjectAccessReview', '', 'spec.resourceAttributes', 'FieldValueRequired', 'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified');
+      throw invalid(
+        'SelfSubjectAccessReview',
+        '',
+        'spec.resourceAttributes',
+        'FieldValueRequired',
+        'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified',
+      );
     }
     const st: KubeJsonObject = { allowed: result.allowed };
     if (result.reason) st.reason = result.reason;
@@ -962,8 +1178,14 @@ export class FakeCluster implements FakeClusterApi {
       } catch {
         throw badRequest('continue key is not valid: illegal base64 data or invalid JSON');
       }
-      if (parsed.v !== 'meta.k8s.io/v1' || typeof parsed.rv !== 'number' || typeof parsed.start !== 'string') {
-        throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+      if (
+        parsed.v !== 'meta.k8s.io/v1' ||
+        typeof parsed.rv !== 'number' ||
+        typeof parsed.start !== 'string'
+      ) {
+        throw badRequest(
+          'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)',
+        );
       }
       start = parsed.start;
       const issued = this.snapshots.get(parsed.rv);
@@ -1012,7 +1234,12 @@ export class FakeCluster implements FakeClusterApi {
     };
   }
 
-  private listPods(req: IncomingMessage, res: ServerResponse, namespace: string | undefined, q: URLSearchParams): void {
+  private listPods(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string | undefined,
+    q: URLSearchParams,
+  ): void {
     const labels = parseLabelSelector(q.get('labelSelector'));
     const fields = parseFieldSelector(q.get('fieldSelector'), POD_FIELDS);
     const all = [...this.pods.values()]
@@ -1021,10 +1248,19 @@ export class FakeCluster implements FakeClusterApi {
       .sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
     const page = this.paginate(all, (p) => `${p.namespace}/${p.name}`, q);
     if ((req.headers.accept ?? '').includes('as=Table')) {
-      writeJson(res, 200, podTable(page.items, this.clock(), page.meta, q.get('includeObject') ?? 'Metadata'));
+      writeJson(
+        res,
+        200,
+        podTable(page.items, this.clock(), page.meta, q.get('includeObject') ?? 'Metadata'),
+      );
       return;
     }
-    writeJson(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: page.meta, items: page.items.map((p) => podJson(p, false)) });
+    writeJson(res, 200, {
+      kind: 'PodList',
+      apiVersion: 'v1',
+      metadata: page.meta,
+      items: page.items.map((p) => podJson(p, false)),
+    });
   }
 
   private selectContainer(pod: PodEntry, requested: string | null): ContainerEntry {
@@ -1049,16 +1285,26 @@ export class FakeCluster implements FakeClusterApi {
     const sinceTimeRaw = q.get('sinceTime');
     const inv = (field: string, value: number | string, detail: string): HttpStatus =>
       invalid('PodLogOptions', pod.name, field, 'FieldValueInvalid', `Invalid value: ${value}: ${detail}`);
-    if (tailLines !== undefined && tailLines < 0) throw inv('tailLines', tailLines, 'must be greater than or equal to 0');
-    if (limitBytes !== undefined && limitBytes < 1) throw inv('limitBytes', limitBytes, 'must be greater than 0');
-    if (sinceSeconds !== undefined && sinceSeconds < 1) throw inv('sinceSeconds', sinceSeconds, 'must be greater than 0');
+    if (tailLines !== undefined && tailLines < 0)
+      throw inv('tailLines', tailLines, 'must be greater than or equal to 0');
+    if (limitBytes !== undefined && limitBytes < 1)
+      throw inv('limitBytes', limitBytes, 'must be greater than 0');
+    if (sinceSeconds !== undefined && sinceSeconds < 1)
+      throw inv('sinceSeconds', sinceSeconds, 'must be greater than 0');
     if (sinceSeconds !== undefined && sinceTimeRaw) {
-      throw invalid('PodLogOptions', pod.name, '', 'FieldValueForbidden', 'at most one of `sinceTime` or `sinceSeconds` may be specified');
+      throw invalid(
+        'PodLogOptions',
+        pod.name,
+        '',
+        'FieldValueForbidden',
+        'at most one of `sinceTime` or `sinceSeconds` may be specified',
+      );
     }
     let since: number | undefined;
     if (sinceTimeRaw) {
       since = Date.parse(sinceTimeRaw);
-      if (Number.isNaN(since)) throw badRequest(`parsing time "${sinceTimeRaw}" as "2006-01-02T15:04:05Z07:00": cannot parse`);
+      if (Number.isNaN(since))
+        throw badRequest(`parsing time "${sinceTimeRaw}" as "2006-01-02T15:04:05Z07:00": cannot parse`);
     } else if (sinceSeconds !== undefined) since = this.clock() - sinceSeconds * 1000;
     if (pod.nodeName === null) {
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '0' });
@@ -1067,9 +1313,12 @@ export class FakeCluster implements FakeClusterApi {
     }
     const previous = queryBool(q, 'previous');
     if (previous) {
-      if (!c.previousLogs) throw badRequest(`previous terminated container "${c.name}" in pod "${pod.name}" not found`);
+      if (!c.previousLogs)
+        throw badRequest(`previous terminated container "${c.name}" in pod "${pod.name}" not found`);
     } else if (c.state === 'waiting') {
-      throw badRequest(`container "${c.name}" in pod "${pod.name}" is waiting to start: ${c.reason ?? 'ContainerCreating'}`);
+      throw badRequest(
+        `container "${c.name}" in pod "${pod.name}" is waiting to start: ${c.reason ?? 'ContainerCreating'}`,
+      );
     }
     let lines: LogLine[] = previous ? (c.previousLogs ?? []) : c.logs;
     if (since !== undefined) {
@@ -1078,13 +1327,24 @@ export class FakeCluster implements FakeClusterApi {
     }
     if (tailLines !== undefined) lines = tailLines === 0 ? [] : lines.slice(-tailLines);
     const timestamps = queryBool(q, 'timestamps');
-    let out = Buffer.concat(lines.map((l) => (timestamps ? Buffer.concat([Buffer.from(`${logTimestamp(l)} `), l.data]) : l.data)));
+    let out = Buffer.concat(
+      lines.map((l) => (timestamps ? Buffer.concat([Buffer.from(`${logTimestamp(l)} `), l.data]) : l.data)),
+    );
     if (limitBytes !== undefined && out.length > limitBytes) out = out.subarray(0, limitBytes);
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': String(out.length), 'Cache-Control': 'no-cache, private' });
+    res.writeHead(200, {
+      'Content-Type': 'text/plain',
+      'Content-Length': String(out.length),
+      'Cache-Control': 'no-cache, private',
+    });
     res.end(out);
   }
 
-  private async patchEphemeral(pod: PodEntry, method: string, contentType: string, body: unknown): Promise<void> {
+  private async patchEphemeral(
+    pod: PodEntry,
+    method: string,
+    contentType: string,
+    body: unknown,
+  ): Promise<void> {
     const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
     const existing = pod.ephemeralContainers.map((c) => c.specJson);
     let next: KubeJsonObject[];
@@ -1117,31 +1377,65 @@ export class FakeCluster implements FakeClusterApi {
       next = existing.map((e) => ({ ...e }));
       for (const op of body as Array<Record<string, unknown>>) {
         if (op.op === 'test') continue;
-        if (op.op === 'add' && op.path === '/spec/ephemeralContainers/-') next.push(asList([op.value])[0] ?? {});
-        else if ((op.op === 'add' || op.op === 'replace') && op.path === '/spec/ephemeralContainers') next = asList(op.value);
-        else throw status(422, 'Invalid', `FakeCluster supports only adding to /spec/ephemeralContainers (got ${String(op.op)} ${String(op.path)})`);
+        if (op.op === 'add' && op.path === '/spec/ephemeralContainers/-')
+          next.push(asList([op.value])[0] ?? {});
+        else if ((op.op === 'add' || op.op === 'replace') && op.path === '/spec/ephemeralContainers')
+          next = asList(op.value);
+        else
+          throw status(
+            422,
+            'Invalid',
+            `FakeCluster supports only adding to /spec/ephemeralContainers (got ${String(op.op)} ${String(op.path)})`,
+          );
       }
     } else {
-      throw status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`);
+      throw status(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`,
+      );
     }
     // Existing entries may not change or disappear.
     for (const [i, e] of existing.entries()) {
       const n = next.find((x) => x.name === e.name);
       if (!n || JSON.stringify(n) !== JSON.stringify(e)) {
-        throw invalid('Pod', pod.name, 'spec.ephemeralContainers', 'FieldValueForbidden', `Forbidden: existing ephemeral containers "${String(e.name)}" may not be removed or changed`);
+        throw invalid(
+          'Pod',
+          pod.name,
+          'spec.ephemeralContainers',
+          'FieldValueForbidden',
+          `Forbidden: existing ephemeral containers "${String(e.name)}" may not be removed or changed`,
+        );
       }
       void i;
     }
-    const taken = new Set([...pod.containers, ...pod.initContainers, ...pod.ephemeralContainers].map((c) => c.name));
+    const taken = new Set(
+      [...pod.containers, ...pod.initContainers, ...pod.ephemeralContainers].map((c) => c.name),
+    );
     const added = next.filter((n) => !existing.some((e) => e.name === n.name));
     for (const [i, n] of added.entries()) {
       const field = `spec.ephemeralContainers[${existing.length + i}]`;
-      if (typeof n.name !== 'string' || n.name === '') throw invalid('Pod', pod.name, `${field}.name`, 'FieldValueRequired', 'Required value');
-      if (taken.has(n.name)) throw invalid('Pod', pod.name, `${field}.name`, 'FieldValueDuplicate', `Duplicate value: "${n.name}"`);
-      if (typeof n.image !== 'string' || n.image === '') throw invalid('Pod', pod.name, `${field}.image`, 'FieldValueRequired', 'Required value');
+      if (typeof n.name !== 'string' || n.name === '')
+        throw invalid('Pod', pod.name, `${field}.name`, 'FieldValueRequired', 'Required value');
+      if (taken.has(n.name))
+        throw invalid(
+          'Pod',
+          pod.name,
+          `${field}.name`,
+          'FieldValueDuplicate',
+          `Duplicate value: "${n.name}"`,
+        );
+      if (typeof n.image !== 'string' || n.image === '')
+        throw invalid('Pod', pod.name, `${field}.image`, 'FieldValueRequired', 'Required value');
       const t = n.targetContainerName;
       if (t !== undefined && (typeof t !== 'string' || !pod.containers.some((c) => c.name === t))) {
-        throw invalid('Pod', pod.name, `${field}.targetContainerName`, 'FieldValueNotFound', `Not found: "${String(t)}"`);
+        throw invalid(
+          'Pod',
+          pod.name,
+          `${field}.targetContainerName`,
+          'FieldValueNotFound',
+          `Not found: "${String(t)}"`,
+        );
       }
       taken.add(n.name);
     }
@@ -1183,7 +1477,9 @@ export class FakeCluster implements FakeClusterApi {
         options: choice.options,
         specJson,
         env,
-        command: Array.isArray(n.command) ? [...(n.command as string[]), ...((n.args as string[] | undefined) ?? [])] : undefined,
+        command: Array.isArray(n.command)
+          ? [...(n.command as string[]), ...((n.args as string[] | undefined) ?? [])]
+          : undefined,
         workingDir: typeof n.workingDir === 'string' ? n.workingDir : undefined,
         targetContainerName: targetName,
         state: 'waiting',
@@ -1240,7 +1536,13 @@ export class FakeCluster implements FakeClusterApi {
     const user = this.auth.authenticate(req.headers.authorization);
     const finish = (code: number): void => {
       recordStatus = code;
-      this.record({ method: req.method ?? '', url: req.url ?? '', user: user?.username, status: recordStatus, accept: req.headers.accept });
+      this.record({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        user: user?.username,
+        status: recordStatus,
+        accept: req.headers.accept,
+      });
     };
     try {
       const url = new URL(req.url ?? '/', 'https://127.0.0.1');
@@ -1250,7 +1552,11 @@ export class FakeCluster implements FakeClusterApi {
       const name = decodeURIComponent(m[2] ?? '');
       const method = req.method ?? 'GET';
       if (method !== 'GET' && method !== 'POST') {
-        throw status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+        throw status(
+          405,
+          'MethodNotAllowed',
+          'the server does not allow this method on the requested resource',
+        );
       }
       if (!user) throw new HttpStatus(401, unauthorizedStatus());
       const attrs: RequestAttributes = {
@@ -1262,7 +1568,11 @@ export class FakeCluster implements FakeClusterApi {
         apiGroup: '',
       };
       this.authorizeOrThrow(user, attrs);
-      if (method === 'GET' && this.options.execRequiresCreate && !this.auth.authorize(user, { ...attrs, verb: 'create' }).allowed) {
+      if (
+        method === 'GET' &&
+        this.options.execRequiresCreate &&
+        !this.auth.authorize(user, { ...attrs, verb: 'create' }).allowed
+      ) {
         throw status(403, 'Forbidden', `pods "${name}" is forbidden: `, { name, kind: 'pods' });
       }
       const pod = this.pods.get(`${namespace}/${name}`);
@@ -1275,7 +1585,8 @@ export class FakeCluster implements FakeClusterApi {
       }
       const firstLine = (() => {
         for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-          if ((req.rawHeaders[i] ?? '').toLowerCase() === 'sec-websocket-protocol') return req.rawHeaders[i + 1];
+          if ((req.rawHeaders[i] ?? '').toLowerCase() === 'sec-websocket-protocol')
+            return req.rawHeaders[i + 1];
         }
         return undefined;
       })();
@@ -1309,7 +1620,12 @@ export class FakeCluster implements FakeClusterApi {
         }
         const controller = new AbortController();
         ws.once('close', () => controller.abort());
-        const proc = c.runtimeContainer.exec({ command, stdin: streams.stdin, tty: streams.tty, signal: controller.signal });
+        const proc = c.runtimeContainer.exec({
+          command,
+          stdin: streams.stdin,
+          tty: streams.tty,
+          signal: controller.signal,
+        });
         const done = session.run(proc, command).catch((err: unknown) => {
           this.logger.error({ err: String(err) }, 'exec session failed');
           ws.terminate();

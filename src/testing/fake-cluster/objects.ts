@@ -5,7 +5,13 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { RuntimeContainer } from '../runtime.js';
-import type { FakeContainerSpec, FakeLogContent, FakeNodeSpec, FakePodSpec, KubeJsonObject } from './types.js';
+import type {
+  FakeContainerSpec,
+  FakeLogContent,
+  FakeNodeSpec,
+  FakePodSpec,
+  KubeJsonObject,
+} from './types.js';
 
 /** One stored log line (raw bytes incl. its newline, if any). */
 export interface LogLine {
@@ -156,7 +162,9 @@ function containerStatus(c: ContainerEntry): KubeJsonObject {
             reason: 'Error',
             startedAt: rfc3339(c.startedAt - 60_000),
             finishedAt: rfc3339(c.startedAt - 1000),
-            containerID: `containerd://${createHash('sha256').update(`${c.containerId ?? c.name}-prev`).digest('hex')}`,
+            containerID: `containerd://${createHash('sha256')
+              .update(`${c.containerId ?? c.name}-prev`)
+              .digest('hex')}`,
           },
         }
       : {};
@@ -205,7 +213,8 @@ export function podJson(p: PodEntry, withType = true): KubeJsonObject {
     containers: p.containers.map((c) => c.specJson),
   };
   if (p.initContainers.length > 0) spec.initContainers = p.initContainers.map((c) => c.specJson);
-  if (p.ephemeralContainers.length > 0) spec.ephemeralContainers = p.ephemeralContainers.map((c) => c.specJson);
+  if (p.ephemeralContainers.length > 0)
+    spec.ephemeralContainers = p.ephemeralContainers.map((c) => c.specJson);
   Object.assign(spec, {
     restartPolicy: 'Always',
     terminationGracePeriodSeconds: 30,
@@ -220,8 +229,18 @@ export function podJson(p: PodEntry, withType = true): KubeJsonObject {
     securityContext: {},
     schedulerName: 'default-scheduler',
     tolerations: [
-      { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
-      { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+      {
+        key: 'node.kubernetes.io/not-ready',
+        operator: 'Exists',
+        effect: 'NoExecute',
+        tolerationSeconds: 300,
+      },
+      {
+        key: 'node.kubernetes.io/unreachable',
+        operator: 'Exists',
+        effect: 'NoExecute',
+        tolerationSeconds: 300,
+      },
     ],
     priority: 0,
     enableServiceLinks: true,
@@ -355,7 +374,13 @@ export function podTable(
   listMeta: KubeJsonObject,
   includeObject: string,
 ): KubeJsonObject {
-  const col = (name: string, type: string, description: string, priority = 0, format = ''): KubeJsonObject => ({
+  const col = (
+    name: string,
+    type: string,
+    description: string,
+    priority = 0,
+    format = '',
+  ): KubeJsonObject => ({
     name,
     type,
     format,
@@ -370,12 +395,30 @@ export function podTable(
       col('Name', 'string', 'Name must be unique within a namespace.', 0, 'name'),
       col('Ready', 'string', 'The aggregate readiness state of this pod for accepting traffic.'),
       col('Status', 'string', 'The aggregate status of the containers in this pod.'),
-      col('Restarts', 'string', 'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.'),
-      col('Age', 'string', 'CreationTimestamp is a timestamp representing the server time when this object was created.'),
+      col(
+        'Restarts',
+        'string',
+        'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.',
+      ),
+      col(
+        'Age',
+        'string',
+        'CreationTimestamp is a timestamp representing the server time when this object was created.',
+      ),
       col('IP', 'string', 'IP address allocated to the pod. Routable at least within the cluster.', 1),
-      col('Node', 'string', "NodeName is a request to schedule this pod onto a specific node.", 1),
-      col('Nominated Node', 'string', 'nominatedNodeName is set when this pod preempts other pods on the node.', 1),
-      col('Readiness Gates', 'string', 'If specified, all readiness gates will be evaluated for pod readiness.', 1),
+      col('Node', 'string', 'NodeName is a request to schedule this pod onto a specific node.', 1),
+      col(
+        'Nominated Node',
+        'string',
+        'nominatedNodeName is set when this pod preempts other pods on the node.',
+        1,
+      ),
+      col(
+        'Readiness Gates',
+        'string',
+        'If specified, all readiness gates will be evaluated for pod readiness.',
+        1,
+      ),
     ],
     rows: pods.map((p) => {
       const ready = p.containers.filter((c) => c.state === 'running').length;

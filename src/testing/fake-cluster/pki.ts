@@ -52,7 +52,10 @@ export async function generatePki(extraDnsNames: readonly string[] = []): Promis
     },
     crypto,
   );
-  const serverKeys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const serverKeys = (await crypto.subtle.generateKey(ALG, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
   const names: X509.JsonGeneralName[] = [
     { type: 'ip', value: '127.0.0.1' },
     { type: 'dns', value: 'localhost' },
@@ -79,5 +82,9 @@ export async function generatePki(extraDnsNames: readonly string[] = []): Promis
     crypto,
   );
   const keyDer = await crypto.subtle.exportKey('pkcs8', serverKeys.privateKey);
-  return { caCert: ca.toString('pem'), serverCert: server.toString('pem'), serverKey: pem('PRIVATE KEY', keyDer) };
+  return {
+    caCert: ca.toString('pem'),
+    serverCert: server.toString('pem'),
+    serverKey: pem('PRIVATE KEY', keyDer),
+  };
 }

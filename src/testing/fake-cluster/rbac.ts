@@ -28,14 +28,17 @@ export interface RequestAttributes {
 }
 
 const ALL: FakeRbacRule = { verbs: ['*'], resources: ['*'] };
-const SELF_REVIEW_RESOURCES = new Set(['selfsubjectaccessreviews', 'selfsubjectrulesreviews', 'selfsubjectreviews']);
+const SELF_REVIEW_RESOURCES = new Set([
+  'selfsubjectaccessreviews',
+  'selfsubjectrulesreviews',
+  'selfsubjectreviews',
+]);
 
 function resourceMatches(ruleResource: string, resource: string, subresource: string | undefined): boolean {
   const full = subresource ? `${resource}/${subresource}` : resource;
+  // Same as RBAC's ResourceMatches: `*`, an exact `resource[/subresource]`, or `*/subresource`.
   if (ruleResource === '*' || ruleResource === full) return true;
-  if (subresource && ruleResource === `${resource}/*`) return true;
-  if (subresource && ruleResource === `*/${subresource}`) return true;
-  return false;
+  return subresource !== undefined && ruleResource === `*/${subresource}`;
 }
 
 function ruleAllows(rule: FakeRbacRule, a: RequestAttributes): boolean {
@@ -61,24 +64,46 @@ export class Authenticator {
     this.groupRules = { 'system:masters': [ALL], ...(options.groupRules ?? {}) };
     this.add('admin', adminToken, ['system:masters'], [], randomUUID());
     for (const u of options.users ?? []) {
-      if (u.name === 'admin') throw new ConfigError('FakeCluster user name "admin" is reserved; pick another name');
+      if (u.name === 'admin')
+        throw new ConfigError('FakeCluster user name "admin" is reserved; pick another name');
       if (this.tokens.has(u.name)) throw new ConfigError(`FakeCluster user "${u.name}" is declared twice`);
-      this.add(u.name, u.token ?? randomBytes(24).toString('hex'), [...(u.groups ?? [])], u.rules ?? [], u.uid);
+      this.add(
+        u.name,
+        u.token ?? randomBytes(24).toString('hex'),
+        [...(u.groups ?? [])],
+        u.rules ?? [],
+        u.uid,
+      );
     }
   }
 
-  private add(name: string, token: string, groups: string[], rules: readonly FakeRbacRule[], uid?: string): void {
-    if (token.startsWith(EKS_TOKEN_PREFIX)) throw new ConfigError(`token of user "${name}" may not look like an EKS token`);
-    if (this.byToken.has(token)) throw new ConfigError(`two FakeCluster users share a token (user "${name}")`);
+  private add(
+    name: string,
+    token: string,
+    groups: string[],
+    rules: readonly FakeRbacRule[],
+    uid?: string,
+  ): void {
+    if (token.startsWith(EKS_TOKEN_PREFIX))
+      throw new ConfigError(`token of user "${name}" may not look like an EKS token`);
+    if (this.byToken.has(token))
+      throw new ConfigError(`two FakeCluster users share a token (user "${name}")`);
     const allGroups = groups.includes('system:authenticated') ? groups : [...groups, 'system:authenticated'];
-    this.byToken.set(token, { username: name, uid: uid ?? randomUUID(), groups: allGroups, extra: {}, rules });
+    this.byToken.set(token, {
+      username: name,
+      uid: uid ?? randomUUID(),
+      groups: allGroups,
+      extra: {},
+      rules,
+    });
     this.tokens.set(name, token);
   }
 
   /** Token of a static user. */
   tokenFor(user: string): string {
     const t = this.tokens.get(user);
-    if (t === undefined) throw new ConfigError(`FakeCluster has no user "${user}"; declare it in options.users`);
+    if (t === undefined)
+      throw new ConfigError(`FakeCluster has no user "${user}"; declare it in options.users`);
     return t;
   }
 
@@ -117,8 +142,16 @@ export class Authenticator {
 
   /** Whether `user` may do `attrs`, and which rule allowed it. */
   authorize(user: AuthUser, attrs: RequestAttributes): { allowed: boolean; reason: string } {
-    if (attrs.apiGroup.endsWith('.k8s.io') && SELF_REVIEW_RESOURCES.has(attrs.resource) && attrs.verb === 'create') {
-      return { allowed: true, reason: 'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated"' };
+    if (
+      attrs.apiGroup.endsWith('.k8s.io') &&
+      SELF_REVIEW_RESOURCES.has(attrs.resource) &&
+      attrs.verb === 'create'
+    ) {
+      return {
+        allowed: true,
+        reason:
+          'RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated"',
+      };
     }
     const idx = user.rules.findIndex((r) => ruleAllows(r, attrs));
     if (idx >= 0) return { allowed: true, reason: `RBAC: allowed by rule ${idx} of User "${user.username}"` };
@@ -151,10 +184,21 @@ export function forbiddenStatus(user: AuthUser, a: RequestAttributes, reason = '
   let msg = `User "${user.username}" cannot ${a.verb} resource "${resource}" in API group "${a.apiGroup}" ${scope}`;
   if (reason) msg = `${msg}: ${reason}`;
   const qualified = a.apiGroup ? `${a.resource}.${a.apiGroup}` : a.resource;
-  const message = a.name ? `${qualified} "${a.name}" is forbidden: ${msg}` : `${qualified} is forbidden: ${msg}`;
+  const message = a.name
+    ? `${qualified} "${a.name}" is forbidden: ${msg}`
+    : `${qualified} is forbidden: ${msg}`;
   const details: KubeJsonObject = {};
   if (a.name) details.name = a.name;
   if (a.apiGroup) details.group = a.apiGroup;
   details.kind = a.resource;
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Forbidden', details, code: 403 };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason: 'Forbidden',
+    details,
+    code: 403,
+  };
 }

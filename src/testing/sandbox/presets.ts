@@ -57,7 +57,10 @@ export function baseEntries(hostname: string): [string, SandboxEntry][] {
     ['/etc/passwd', { content: PASSWD }],
     ['/etc/group', { content: GROUP }],
     ['/etc/hostname', { content: `${hostname}\n` }],
-    ['/etc/hosts', { content: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t${hostname}\n` }],
+    [
+      '/etc/hosts',
+      { content: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t${hostname}\n` },
+    ],
     [
       '/etc/os-release',
       {

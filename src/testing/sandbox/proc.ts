@@ -50,7 +50,9 @@ export function run(
 export async function runChecked(file: string, args: readonly string[]): Promise<RunResult> {
   const r = await run(file, args);
   if (r.code !== 0) {
-    throw new Error(`${file} ${args.join(' ')} failed (${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 500)}`);
+    throw new Error(
+      `${file} ${args.join(' ')} failed (${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 500)}`,
+    );
   }
   return r;
 }

@@ -7,9 +7,9 @@
  */
 import { constants } from 'node:fs';
 import {
-  type FileHandle,
   chmod,
   copyFile,
+  type FileHandle,
   lchown,
   link,
   lstat,
@@ -23,8 +23,8 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../../errors.js';
-import { runChecked } from './proc.js';
 import { sleeperElf } from './elf.js';
+import { runChecked } from './proc.js';
 
 /** A container path: a string, or raw bytes when the name is not valid UTF-8. */
 export type SandboxPath = string | Uint8Array;
@@ -167,7 +167,8 @@ export function toBuf(v: string | Uint8Array): Buffer {
 
 /** Splits an absolute container path into components, refusing `..` and relative paths. */
 export function splitContainerPath(p: Buffer): Buffer[] {
-  if (p[0] !== 0x2f) throw new ConfigError(`sandbox file map paths must be absolute, got ${JSON.stringify(p.toString())}`);
+  if (p[0] !== 0x2f)
+    throw new ConfigError(`sandbox file map paths must be absolute, got ${JSON.stringify(p.toString())}`);
   const parts: Buffer[] = [];
   let start = 1;
   for (let i = 1; i <= p.length; i++) {
@@ -176,7 +177,9 @@ export function splitContainerPath(p: Buffer): Buffer[] {
       start = i + 1;
       if (c.length === 0 || (c.length === 1 && c[0] === 0x2e)) continue;
       if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) {
-        throw new ConfigError(`sandbox file map paths must not contain "..": ${JSON.stringify(p.toString())}`);
+        throw new ConfigError(
+          `sandbox file map paths must not contain "..": ${JSON.stringify(p.toString())}`,
+        );
       }
       if (c.includes(0)) throw new ConfigError('sandbox file map paths must not contain NUL bytes');
       parts.push(c);
@@ -237,7 +240,8 @@ export class RootfsBuilder {
           `sandbox file map entry ${JSON.stringify(Buffer.concat(comps.flatMap((c) => [SLASH, c])).toString())} goes through a symlink (${JSON.stringify(hp.toString())}); declare real directories for its parents`,
         );
       }
-      if (!st.isDirectory()) throw new ConfigError(`sandbox file map: parent ${JSON.stringify(hp.toString())} is not a directory`);
+      if (!st.isDirectory())
+        throw new ConfigError(`sandbox file map: parent ${JSON.stringify(hp.toString())} is not a directory`);
     }
   }
 
@@ -305,7 +309,10 @@ export class RootfsBuilder {
         break;
       case 'growing':
         await this.writeNew(hp, toBuf(entry.content ?? ''), entry.mode ?? 0o644);
-        this.growing.push({ handle: await open(hp, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW), entry });
+        this.growing.push({
+          handle: await open(hp, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW),
+          entry,
+        });
         break;
     }
     if (entry.uid !== undefined || entry.gid !== undefined) await lchown(hp, entry.uid ?? 0, entry.gid ?? 0);
@@ -313,7 +320,11 @@ export class RootfsBuilder {
   }
 
   private async writeNew(hp: Buffer, content: Buffer, mode: number): Promise<void> {
-    const fh = await open(hp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fh = await open(
+      hp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       await fh.writeFile(content);
     } finally {

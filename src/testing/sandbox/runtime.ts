@@ -34,7 +34,7 @@ import { sleeperSupported } from './elf.js';
 import { DEFAULT_PATH, lookPath, resolveInRoot } from './lookpath.js';
 import { APP_BINARY, applyPreset, baseEntries, type PresetSources, type SandboxPreset } from './presets.js';
 import { delay, procAlive, procChildren, procExe, run } from './proc.js';
-import { type GrowingFile, RootfsBuilder, type SandboxFileMap, fileMapEntries } from './rootfs.js';
+import { fileMapEntries, type GrowingFile, RootfsBuilder, type SandboxFileMap } from './rootfs.js';
 
 /** A long-running process started in the container after its entrypoint. */
 export interface SandboxProcessSpec {
@@ -58,6 +58,14 @@ export interface SandboxContainerOptions {
   files?: SandboxFileMap | undefined;
   /** Extra long-running processes, started in order after the entrypoint. */
   processes?: readonly SandboxProcessSpec[] | undefined;
+}
+
+/** A started sandbox container: a {@link RuntimeContainer} plus where it lives on the host. */
+export interface SandboxRuntimeContainer extends RuntimeContainer {
+  /** Host PID of the main process (PID 1 in its namespace; for an ephemeral container, its PID in the target's namespace). */
+  readonly hostPid: number;
+  /** Host directory bound as the container's `/`. */
+  readonly rootfs: string;
 }
 
 /** Options of {@link createSandboxRuntime}. */
@@ -110,12 +118,16 @@ interface Tools {
 function findTools(opts: SandboxRuntimeOptions): Tools {
   if (process.platform !== 'linux') throw unavailable('not Linux', `platform is ${process.platform}`);
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    throw unavailable('not root', `uid ${process.getuid?.() ?? '?'}; namespaces, mounts and nsenter need root`);
+    throw unavailable(
+      'not root',
+      `uid ${process.getuid?.() ?? '?'}; namespaces, mounts and nsenter need root`,
+    );
   }
   const bwrap = opts.bwrap ?? which('bwrap');
   if (!bwrap || !existsSync(bwrap)) throw unavailable('bwrap not found', 'Debian package bubblewrap');
   const busybox = opts.busybox ?? which('busybox', ['/usr/bin/busybox', '/bin/busybox']);
-  if (!busybox || !existsSync(busybox)) throw unavailable('busybox not found', 'Debian package busybox-static');
+  if (!busybox || !existsSync(busybox))
+    throw unavailable('busybox not found', 'Debian package busybox-static');
   const nsenter = opts.nsenter ?? which('nsenter');
   if (!nsenter || !existsSync(nsenter)) throw unavailable('nsenter not found', 'Debian package util-linux');
   if (!sleeperSupported()) throw unavailable('unsupported CPU architecture', process.arch);
@@ -126,7 +138,13 @@ async function presetSources(t: Tools): Promise<PresetSources> {
   const list = await run(t.busybox, ['--list']);
   if (list.code !== 0) throw unavailable('busybox --list failed', list.stderr.trim().slice(0, 200));
   const applets = list.stdout.split('\n').filter((a) => /^[a-zA-Z0-9_.[-]+$/.test(a));
-  const file = await run(t.busybox, ['sh', '-c', 'LC_ALL=C; exec 2>&1; ldd "$1" || echo not-dynamic', 'sh', t.busybox]);
+  const file = await run(t.busybox, [
+    'sh',
+    '-c',
+    'LC_ALL=C; exec 2>&1; ldd "$1" || echo not-dynamic',
+    'sh',
+    t.busybox,
+  ]);
   if (!/not a dynamic|not-dynamic|statically/.test(file.stdout)) {
     throw unavailable('busybox is not static', `${t.busybox}: install busybox-static`);
   }
@@ -247,7 +265,9 @@ async function startBwrap(
     child.kill('SIGKILL');
     if (initPid > 0) killQuiet(initPid);
     await exited;
-    throw new Error(`bwrap did not start (${gone ? `exited ${child.exitCode ?? child.signalCode}` : 'timeout'}): ${err.trim()}`);
+    throw new Error(
+      `bwrap did not start (${gone ? `exited ${child.exitCode ?? child.signalCode}` : 'timeout'}): ${err.trim()}`,
+    );
   }
   return { child, initPid, stderr: () => err, exited };
 }
@@ -291,7 +311,7 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
   }
 
   /** Starts a container. Throws {@link ConfigError} for a bad spec (e.g. missing entrypoint). */
-  async start(spec: RuntimeContainerSpec<SandboxContainerOptions>): Promise<RuntimeContainer> {
+  async start(spec: RuntimeContainerSpec<SandboxContainerOptions>): Promise<SandboxRuntimeContainer> {
     if (this.closed) throw new ConfigError('the sandbox runtime is closed');
     const c = new SandboxContainer(this, spec);
     this.containers.add(c);
@@ -384,7 +404,7 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
 let execSeq = 0;
 
 /** A running sandbox container. */
-class SandboxContainer implements RuntimeContainer {
+class SandboxContainer implements SandboxRuntimeContainer {
   readonly id = randomBytes(32).toString('hex');
   readonly runtimeName: string;
   private readonly cdir: string;
@@ -431,14 +451,19 @@ class SandboxContainer implements RuntimeContainer {
     await mkdir(scratch);
     const b = new RootfsBuilder(this.root, scratch, this.rt.tools.busybox);
     for (const [p, e] of baseEntries(this.spec.pod.name)) await b.add(Buffer.from(p), e);
-    const defaultCommand = await applyPreset(b, opts.preset ?? 'busybox', this.rt.sources).catch((err: unknown) => {
-      throw err instanceof Error && /needs dash/.test(err.message) ? unavailable('shell-only preset', err.message) : err;
-    });
+    const defaultCommand = await applyPreset(b, opts.preset ?? 'busybox', this.rt.sources).catch(
+      (err: unknown) => {
+        throw err instanceof Error && /needs dash/.test(err.message)
+          ? unavailable('shell-only preset', err.message)
+          : err;
+      },
+    );
     for (const p of opts.processes ?? []) {
       const exe = p.argv[0];
       if (exe === undefined) throw new ConfigError('sandbox process argv must not be empty');
       if (p.binary) {
-        if (!exe.startsWith('/')) throw new ConfigError(`sandbox process ${exe}: binary needs an absolute argv[0]`);
+        if (!exe.startsWith('/'))
+          throw new ConfigError(`sandbox process ${exe}: binary needs an absolute argv[0]`);
         await b.add(Buffer.from(exe), { type: 'binary', binary: p.binary });
       }
     }
@@ -448,7 +473,8 @@ class SandboxContainer implements RuntimeContainer {
 
     this.cwd = this.spec.workingDir ?? '/';
     this.env = { PATH: DEFAULT_PATH, HOSTNAME: this.spec.pod.name, HOME: '/root', ...(this.spec.env ?? {}) };
-    const command = this.spec.command && this.spec.command.length > 0 ? [...this.spec.command] : defaultCommand;
+    const command =
+      this.spec.command && this.spec.command.length > 0 ? [...this.spec.command] : defaultCommand;
     const cmd0 = command[0] ?? APP_BINARY;
     const found = await lookPath(this.root, cmd0, this.env.PATH ?? DEFAULT_PATH, this.cwd);
     if (!found.ok) {
@@ -460,7 +486,18 @@ class SandboxContainer implements RuntimeContainer {
     const holder = await this.rt.acquirePod(this.spec.pod);
     this.pod = this.spec.pod.uid;
     const podPid = holder.started.initPid;
-    const args = ['--bind', this.root, '/', '--proc', '/proc', '--dev', '/dev', '--chdir', this.cwd, '--die-with-parent'];
+    const args = [
+      '--bind',
+      this.root,
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--chdir',
+      this.cwd,
+      '--die-with-parent',
+    ];
     args.push('--info-fd', '3', '--clearenv');
     for (const [k, v] of Object.entries(this.env)) args.push('--setenv', k, v);
     const fds: number[] = [];
@@ -507,7 +544,10 @@ class SandboxContainer implements RuntimeContainer {
     const env = { ...(p.env ?? this.env) };
     const found = await lookPath(this.root, exe, env.PATH ?? DEFAULT_PATH, cwd);
     if (!found.ok) throw new ConfigError(`sandbox process ${exe}: ${found.message}`);
-    const child = spawn(this.rt.tools.nsenter, [...this.nsenterArgs(cwd), ...p.argv], { stdio: 'ignore', env });
+    const child = spawn(this.rt.tools.nsenter, [...this.nsenterArgs(cwd), ...p.argv], {
+      stdio: 'ignore',
+      env,
+    });
     this.execs.add(child);
     child.once('close', () => this.execs.delete(child));
     const nsPid = child.pid ?? 0;
@@ -536,7 +576,8 @@ class SandboxContainer implements RuntimeContainer {
 
   private grow(g: GrowingFile): void {
     const chunk = Buffer.from(
-      g.entry.chunk ?? `${new Date(0).toISOString()} INFO request served path=/healthz status=200 ${'x'.repeat(4000)}\n`,
+      g.entry.chunk ??
+        `${new Date(0).toISOString()} INFO request served path=/healthz status=200 ${'x'.repeat(4000)}\n`,
     );
     const max = g.entry.maxBytes ?? 64 * 1024 * 1024;
     let size = Buffer.byteLength(g.entry.content ?? '');
@@ -563,7 +604,12 @@ class SandboxContainer implements RuntimeContainer {
   }
 
   running(): boolean {
-    return !this.stopped && this.main !== null && this.main.child.exitCode === null && this.main.child.signalCode === null;
+    return (
+      !this.stopped &&
+      this.main !== null &&
+      this.main.child.exitCode === null &&
+      this.main.child.signalCode === null
+    );
   }
 
   exec(spec: RuntimeExecSpec): RuntimeExecProcess {

@@ -137,4 +137,3 @@ export function createScriptedRuntime(): ContainerRuntime<ScriptedRuntimeOptions
     },
   };
 }
-

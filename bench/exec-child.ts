@@ -1,0 +1,150 @@
+/**
+ * One exec client measured in its own process (so its RSS is its own and it does not share an
+ * event loop with FakeCluster). Reads its job from the BENCH_ARGS env variable (JSON) and prints
+ * one JSON line: { secs, sha256, bytes, exitCode, peakRss, baseRss, aborted? }.
+ *
+ * Modes: `ours-hash` | `cn-hash` (hash stdout as fast as possible), `ours-slow` | `cn-slow`
+ * (throttled consumer at `rate` bytes/s).
+ */
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KubeClient } from '../src/kube/index.js';
+
+interface Args {
+  mode: 'ours-hash' | 'cn-hash' | 'ours-slow' | 'cn-slow';
+  server: string;
+  ca: string;
+  token: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string[];
+  rate: number;
+  rssCap: number;
+}
+
+const args = JSON.parse(process.env.BENCH_ARGS ?? '{}') as Args;
+const baseRss = process.memoryUsage().rss;
+let peakRss = baseRss;
+const sampler = setInterval(() => {
+  const rss = process.memoryUsage().rss;
+  peakRss = Math.max(peakRss, rss);
+  if (rss > args.rssCap) {
+    process.stdout.write(
+      `${JSON.stringify({ aborted: true, reason: `RSS over ${args.rssCap} bytes`, peakRss, baseRss, bytes })}\n`,
+    );
+    process.exit(0);
+  }
+}, 50);
+sampler.unref();
+
+let bytes = 0;
+const hash = createHash('sha256');
+
+function consumer(slow: boolean, t0: number): Writable {
+  return new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (!slow) return cb();
+      const wait = t0 + (bytes / args.rate) * 1000 - Date.now();
+      if (wait > 1) setTimeout(cb, wait);
+      else cb();
+    },
+  });
+}
+
+async function ours(slow: boolean): Promise<number> {
+  const kube = new KubeClient({ server: args.server, caData: args.ca, token: args.token });
+  const t0 = Date.now();
+  const s = await kube.exec({
+    namespace: args.namespace,
+    pod: args.pod,
+    container: args.container,
+    command: args.command,
+    stderr: false,
+  });
+  if (slow) await pipeline(s.stdout, consumer(true, t0));
+  else
+    for await (const c of s.stdout) {
+      hash.update(c as Buffer);
+      bytes += (c as Buffer).length;
+    }
+  return (await s.result).exitCode;
+}
+
+interface CnStatus {
+  status?: string;
+  reason?: string;
+  details?: { causes?: Array<{ reason?: string; message?: string }> };
+}
+
+async function clientNode(slow: boolean): Promise<number> {
+  // client-node 2.x's main entry imports undici 8 (Node >= 22). Its Exec only needs a config
+  // with getCurrentCluster() and applyToHTTPSOptions(), which is what KubeConfig provides.
+  const { Exec } = (await import('@kubernetes/client-node/dist/exec.js')) as {
+    Exec: new (
+      kc: unknown,
+    ) => {
+      exec(
+        ns: string,
+        pod: string,
+        container: string,
+        command: string[],
+        stdout: Writable | null,
+        stderr: Writable | null,
+        stdin: null,
+        tty: boolean,
+        cb: (s: CnStatus) => void,
+      ): Promise<{ on(ev: 'close', fn: () => void): void }>;
+    };
+  };
+  const kc = {
+    getCurrentCluster: () => ({ server: args.server }),
+    applyToHTTPSOptions: async (opts: Record<string, unknown>) => {
+      opts.ca = args.ca;
+      opts.headers = { Authorization: `Bearer ${args.token}` };
+    },
+  };
+  const t0 = Date.now();
+  const out = consumer(slow, t0);
+  const finished = new Promise<void>((resolve) => out.on('finish', () => resolve()));
+  let status: CnStatus | undefined;
+  const ws = await new Exec(kc).exec(
+    args.namespace,
+    args.pod,
+    args.container,
+    args.command,
+    out,
+    null,
+    null,
+    false,
+    (s) => {
+      status = s;
+    },
+  );
+  await new Promise<void>((resolve) => ws.on('close', () => resolve()));
+  if (!out.writableEnded) out.end();
+  await finished;
+  if (status?.status === 'Success') return 0;
+  const code = status?.details?.causes?.find((c) => c.reason === 'ExitCode')?.message;
+  return code === undefined ? -1 : Number(code);
+}
+
+async function main(): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  const slow = args.mode.endsWith('-slow');
+  const exitCode = args.mode.startsWith('ours') ? await ours(slow) : await clientNode(slow);
+  const digest = hash.digest('hex');
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  process.stdout.write(`${JSON.stringify({ secs, sha256: digest, bytes, exitCode, peakRss, baseRss })}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stdout.write(`${JSON.stringify({ error: String(err) })}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+/**
+ * Catalog layer (2): clusters across regions and accounts, connect with EKS tokens, pods and
+ * containers with a visibility policy, access preflight, and the permission generators.
+ *
+ * @module
+ */
+export {
+  type ExplainContext,
+  explainAccessError,
+  explainForbidden,
+  explainUnauthorized,
+  mappingRemediation,
+  permissionsRemediation,
+} from './access.js';
+export { ClusterCatalog, reachabilityOf, toClusterInfo } from './catalog.js';
+export {
+  accessEntryCommands,
+  type ClusterRoleOptions,
+  canonicalPrincipalArn,
+  clusterRoleYaml,
+  crossAccountTrustPolicyJson,
+  DEFAULT_CLUSTER_ROLE_NAME,
+  DEFAULT_MAPPED_USERNAME,
+  DEFAULT_RBAC_GROUP,
+  type DiscoveryPolicyOptions,
+  discoveryPolicyJson,
+  eksctlMappingCommand,
+  enableAccessEntriesCommand,
+  type MappingTarget,
+  REQUIRED_PERMISSIONS,
+  type RequiredPermission,
+  type TrustPolicyOptions,
+} from './permissions.js';
+export {
+  computeTypeOf,
+  DEFAULT_HIDDEN_IMAGES,
+  DEFAULT_HIDDEN_NAMESPACES,
+  DEFAULT_VISIBILITY,
+  imageDigestOf,
+  resolveVisibility,
+  toPodInfo,
+} from './pods.js';
+export type {
+  AccessIdentity,
+  AccessReport,
+  CatalogAccount,
+  CatalogEndpoints,
+  CatalogProblem,
+  CheckAccessOptions,
+  ClusterCatalogOptions,
+  ClusterInfo,
+  ComputeType,
+  ConnectOptions,
+  ContainerInfo,
+  ContainerKind,
+  PermissionCheck,
+  PodInfo,
+  PodsOptions,
+  Reachability,
+  VisibilityPolicy,
+} from './types.js';
