@@ -58,7 +58,8 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
     {
       id: 'system-proc',
       kind: 'proc',
-      description: 'B1, B7, B8, B9: uptime, hostname, own privileges, LSM label, mounts, sockets, routes, modules, taint and hardening',
+      description:
+        'B1, B7, B8, B9: uptime, hostname, own privileges, LSM label, mounts, sockets, routes, modules, taint and hardening',
       files: PROC_FILES,
       maxBytesPerFile: '4MB',
     },
@@ -151,7 +152,8 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
     {
       id: 'credentials',
       kind: 'file',
-      description: 'C4: private keys and cloud/registry credentials: SHA-256 and metadata only unless copySensitive',
+      description:
+        'C4: private keys and cloud/registry credentials: SHA-256 and metadata only unless copySensitive',
       paths: [
         '/root/.ssh/id_*',
         '/home/*/.ssh/id_*',
@@ -173,7 +175,8 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
     {
       id: 'tokens',
       kind: 'file',
-      description: 'C5: service-account, IRSA and Pod Identity tokens: SHA-256 and decoded JWT claims, never the token',
+      description:
+        'C5: service-account, IRSA and Pod Identity tokens: SHA-256 and decoded JWT claims, never the token',
       paths: [
         '/var/run/secrets/kubernetes.io/serviceaccount/token',
         '/var/run/secrets/kubernetes.io/serviceaccount/..data/token',
@@ -202,13 +205,21 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
       id: 'network-config',
       kind: 'file',
       description: 'C6 and B1: DNS, hosts, name-service switch, hostname, OS release',
-      paths: ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/hostname', '/etc/os-release', '/usr/lib/os-release'],
+      paths: [
+        '/etc/resolv.conf',
+        '/etc/hosts',
+        '/etc/nsswitch.conf',
+        '/etc/hostname',
+        '/etc/os-release',
+        '/usr/lib/os-release',
+      ],
       maxFileSize: '1MB',
     },
     {
       id: 'logs',
       kind: 'file',
-      description: 'C7: in-container logs (regular files only; symlinks such as access.log -> /dev/stdout are listed, not read)',
+      description:
+        'C7: in-container logs (regular files only; symlinks such as access.log -> /dev/stdout are listed, not read)',
       paths: ['/var/log/**'],
       maxDepth: caps.depth,
       maxFileSize: caps.logs,
@@ -216,7 +227,8 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
     {
       id: 'drop-zones',
       kind: 'file',
-      description: 'C8: temp and shared-memory dirs: full listing, content of files under the cap, hidden files included',
+      description:
+        'C8: temp and shared-memory dirs: full listing, content of files under the cap, hidden files included',
       paths: ['/tmp/**', '/var/tmp/**', '/dev/shm/**'],
       maxDepth: caps.depth,
       maxFileSize: caps.drops,
@@ -237,7 +249,19 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
       id: 'bodyfile',
       kind: 'file',
       description: 'C9: bodyfile-style metadata of writable and persistence locations (no content)',
-      paths: ['/etc', '/root', '/home', '/tmp', '/var/tmp', '/dev/shm', '/usr/local/bin', '/usr/local/sbin', '/opt', '/srv', '/run'],
+      paths: [
+        '/etc',
+        '/root',
+        '/home',
+        '/tmp',
+        '/var/tmp',
+        '/dev/shm',
+        '/usr/local/bin',
+        '/usr/local/sbin',
+        '/opt',
+        '/srv',
+        '/run',
+      ],
       maxDepth: caps.depth,
       content: 'metadata',
       maxFiles: 20_000,
@@ -263,23 +287,35 @@ function build(name: string, description: string, items: ItemInput[]): ProfileSp
 
 /** Built-in profiles by name: `pod-state`, `volatile`, `files`, `triage`, `full`. */
 export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.freeze({
-  'pod-state': build('pod-state', 'A1-A4: pod, events, logs, owners, service account, node via the API (every container)', podState),
-  volatile: build('volatile', 'B1-B9 from /proc: processes, links, maps, environ (hashed), sockets, mounts, kernel', volatile('deleted')),
+  'pod-state': build(
+    'pod-state',
+    'A1-A4: pod, events, logs, owners, service account, node via the API (every container)',
+    podState,
+  ),
+  volatile: build(
+    'volatile',
+    'B1-B9 from /proc: processes, links, maps, environ (hashed), sockets, mounts, kernel',
+    volatile('deleted'),
+  ),
   files: build(
     'files',
     'C1-C10: regular files only; shadow and credentials hashed, tokens reduced to JWT claims',
     files({ logs: '100MB', drops: '10MB', depth: 6, etcAll: false }),
   ),
-  triage: build('triage', 'pod-state + volatile + files with conservative caps (logs 10 MiB, drop zones 10 MiB)', [
-    ...podState,
-    ...volatile('deleted'),
-    ...files({ logs: '10MB', drops: '10MB', depth: 5, etcAll: false }),
-  ]),
-  full: build('full', 'pod-state + volatile (executables in writable dirs too) + all files profiles with large caps and all of /etc', [
-    ...podState,
-    ...volatile('writable'),
-    ...files({ logs: '1GB', drops: '100MB', depth: 12, etcAll: true }),
-  ]),
+  triage: build(
+    'triage',
+    'pod-state + volatile + files with conservative caps (logs 10 MiB, drop zones 10 MiB)',
+    [...podState, ...volatile('deleted'), ...files({ logs: '10MB', drops: '10MB', depth: 5, etcAll: false })],
+  ),
+  full: build(
+    'full',
+    'pod-state + volatile (executables in writable dirs too) + all files profiles with large caps and all of /etc',
+    [
+      ...podState,
+      ...volatile('writable'),
+      ...files({ logs: '1GB', drops: '100MB', depth: 12, etcAll: true }),
+    ],
+  ),
 });
 
 /** Names of the built-in profiles. */
@@ -291,6 +327,9 @@ export function builtinProfile(name: string): ProfileSpec | undefined {
 }
 
 /** The items of a profile of one kind (helper for docs and tests). */
-export function itemsOfKind<K extends ProfileItem['kind']>(spec: ProfileSpec, kind: K): Extract<ProfileItem, { kind: K }>[] {
+export function itemsOfKind<K extends ProfileItem['kind']>(
+  spec: ProfileSpec,
+  kind: K,
+): Extract<ProfileItem, { kind: K }>[] {
   return spec.items.filter((i): i is Extract<ProfileItem, { kind: K }> => i.kind === kind);
 }

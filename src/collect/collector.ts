@@ -8,9 +8,9 @@ import type { BundleWriter, EvidenceSink, FinalizeResult } from '../evidence/ind
 import type { UserInfo } from '../kube/index.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import { Budget, DEFAULT_LIMITS } from './budget.js';
-import { builtinProfile, BUILTIN_PROFILE_NAMES } from './builtin.js';
+import { BUILTIN_PROFILE_NAMES, builtinProfile } from './builtin.js';
 import type { ContentStrategy } from './probe.js';
-import { type ProfileSpec, parseProfileSpec } from './schema.js';
+import { type ProfileSpec, type ProfileSpecInput, parseProfileSpec } from './schema.js';
 import { type ResolvedProfile, TargetRun } from './target-run.js';
 import type {
   AcquisitionReport,
@@ -51,8 +51,8 @@ export interface ArtifactCollectorOptions {
   cluster?: { name?: string; arn?: string; region?: string; accountId?: string } | undefined;
 }
 
-function isSpec(p: ProfileInput): p is ProfileSpec {
-  return typeof p === 'object' && p !== null && 'items' in p && Array.isArray((p as ProfileSpec).items);
+function isSpec(p: ProfileInput): p is ProfileSpec | ProfileSpecInput {
+  return typeof p === 'object' && p !== null && 'items' in p && Array.isArray((p as ProfileSpecInput).items);
 }
 
 function resolveProfiles(inputs: readonly ProfileInput[]): ResolvedProfile[] {
@@ -63,15 +63,22 @@ function resolveProfiles(inputs: readonly ProfileInput[]): ResolvedProfile[] {
     if (typeof p === 'string') {
       const spec = builtinProfile(p);
       if (!spec) {
-        throw new ConfigError(`unknown profile "${p}": built-in profiles are ${BUILTIN_PROFILE_NAMES.join(', ')}`);
+        throw new ConfigError(
+          `unknown profile "${p}": built-in profiles are ${BUILTIN_PROFILE_NAMES.join(', ')}`,
+        );
       }
       r = { kind: 'spec', spec };
     } else if (isSpec(p)) {
       r = { kind: 'spec', spec: parseProfileSpec(p, `profile ${String((p as { name?: unknown }).name)}`) };
-    } else if (typeof (p as ArtifactProfile).collect === 'function' && typeof (p as ArtifactProfile).name === 'string') {
+    } else if (
+      typeof (p as ArtifactProfile).collect === 'function' &&
+      typeof (p as ArtifactProfile).name === 'string'
+    ) {
       r = { kind: 'code', profile: p as ArtifactProfile };
     } else {
-      throw new ConfigError('a profile must be a built-in name, a declarative spec or an object with name and collect()');
+      throw new ConfigError(
+        'a profile must be a built-in name, a declarative spec or an object with name and collect()',
+      );
     }
     const name = r.kind === 'spec' ? r.spec.name : r.profile.name;
     if (names.has(name)) continue;
@@ -80,7 +87,9 @@ function resolveProfiles(inputs: readonly ProfileInput[]): ResolvedProfile[] {
   }
   // triage/full include pod-state, volatile and files: drop those when given together
   if (names.has('triage') || names.has('full')) {
-    return out.filter((r) => !(r.kind === 'spec' && ['pod-state', 'volatile', 'files'].includes(r.spec.name)));
+    return out.filter(
+      (r) => !(r.kind === 'spec' && ['pod-state', 'volatile', 'files'].includes(r.spec.name)),
+    );
   }
   return out;
 }
@@ -89,14 +98,19 @@ function nameOf(v: string | { name: string }): string {
   return typeof v === 'string' ? v : v.name;
 }
 
-function normalizeTarget(t: AcquisitionTarget): { kube: CollectorKube; target: ResolvedTarget; caseId?: string | undefined } {
+function normalizeTarget(t: AcquisitionTarget): {
+  kube: CollectorKube;
+  target: ResolvedTarget;
+  caseId?: string | undefined;
+} {
   if (!t || typeof t !== 'object' || !t.kube || typeof t.kube.exec !== 'function') {
     throw new ConfigError('each target needs { kube, namespace, pod, container } with a KubeClient as kube');
   }
   const pod = nameOf(t.pod);
   const container = nameOf(t.container);
   const namespace = t.namespace ?? (typeof t.pod === 'object' ? t.pod.namespace : undefined);
-  if (!namespace || !pod || !container) throw new ConfigError('each target needs namespace, pod and container names');
+  if (!namespace || !pod || !container)
+    throw new ConfigError('each target needs namespace, pod and container names');
   const root = (t.fs?.root ?? '').replace(/\/+$/, '');
   if (root && (!root.startsWith('/') || root.split('/').includes('..'))) {
     throw new ConfigError(`fs.root must be an absolute path without "..", got ${JSON.stringify(root)}`);
@@ -105,7 +119,13 @@ function normalizeTarget(t: AcquisitionTarget): { kube: CollectorKube; target: R
   return {
     kube: t.kube,
     caseId: t.caseId,
-    target: { namespace, pod, container, execContainer: t.execContainer ?? container, fs: { root, procBase } },
+    target: {
+      namespace,
+      pod,
+      container,
+      execContainer: t.execContainer ?? container,
+      fs: { root, procBase },
+    },
   };
 }
 
@@ -135,17 +155,20 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
   /** @throws {ConfigError} for an unknown profile name, bad limits or a bad concurrency. */
   constructor(options: ArtifactCollectorOptions) {
     super();
-    if (!options?.sink || typeof options.sink.open !== 'function') throw new ConfigError('ArtifactCollector needs a sink');
+    if (!options?.sink || typeof options.sink.open !== 'function')
+      throw new ConfigError('ArtifactCollector needs a sink');
     this.#opts = options;
     this.#sink = options.sink;
     this.#profiles = resolveProfiles(options.profiles ?? ['triage']);
     if (this.#profiles.length === 0) throw new ConfigError('ArtifactCollector needs at least one profile');
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
     for (const [k, v] of Object.entries(this.#limits)) {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(`limits.${k} must be a positive number`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+        throw new ConfigError(`limits.${k} must be a positive number`);
     }
     const c = options.concurrency ?? 4;
-    if (!Number.isInteger(c) || c < 1 || c > 256) throw new ConfigError('concurrency must be an integer from 1 to 256');
+    if (!Number.isInteger(c) || c < 1 || c > 256)
+      throw new ConfigError('concurrency must be an integer from 1 to 256');
     this.#concurrency = c;
     this.#signal = options.signal;
     this.#logger = options.logger ?? silentLogger;
@@ -159,7 +182,9 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
   #identity(kube: CollectorKube): Promise<UserInfo | undefined> {
     let p = this.#identities.get(kube);
     if (!p) {
-      p = kube.selfSubjectReview ? kube.selfSubjectReview({ signal: this.#signal }).catch(() => undefined) : Promise.resolve(undefined);
+      p = kube.selfSubjectReview
+        ? kube.selfSubjectReview({ signal: this.#signal }).catch(() => undefined)
+        : Promise.resolve(undefined);
       this.#identities.set(kube, p);
     }
     return p;
@@ -172,8 +197,13 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
    *
    * @throws {ConfigError} for malformed targets.
    */
-  async acquire(targets: AcquisitionTarget | readonly AcquisitionTarget[], options: { signal?: AbortSignal } = {}): Promise<AcquisitionReport> {
-    const list = Array.isArray(targets) ? (targets as readonly AcquisitionTarget[]) : [targets as AcquisitionTarget];
+  async acquire(
+    targets: AcquisitionTarget | readonly AcquisitionTarget[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<AcquisitionReport> {
+    const list = Array.isArray(targets)
+      ? (targets as readonly AcquisitionTarget[])
+      : [targets as AcquisitionTarget];
     const normalized = list.map(normalizeTarget);
     const startedAt = new Date();
     const controller = new AbortController();
@@ -232,7 +262,17 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
         target: { namespace: pt.namespace, pod: pt.pod, container: pt.container },
         status: 'failed',
         reasons: [reason],
-        strategy: { content: 'none', volatile: 'none', listing: 'none', degraded: true, notes: [], headCap: false, readlink: false, stat: false, wc: false },
+        strategy: {
+          content: 'none',
+          volatile: 'none',
+          listing: 'none',
+          degraded: true,
+          notes: [],
+          headCap: false,
+          readlink: false,
+          stat: false,
+          wc: false,
+        },
         needsEphemeralContainer: false,
         acquisitionId: undefined,
         location: undefined,
@@ -247,7 +287,10 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
       return report;
     }
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new Error(`target budget of ${this.#limits.targetTimeoutMs} ms spent`)), this.#limits.targetTimeoutMs);
+    const timer = setTimeout(
+      () => timeout.abort(new Error(`target budget of ${this.#limits.targetTimeoutMs} ms spent`)),
+      this.#limits.targetTimeoutMs,
+    );
     timer.unref?.();
     const targetSignal = AbortSignal.any([signal, timeout.signal]);
     const run = new TargetRun({
@@ -275,7 +318,8 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
     } finally {
       clearTimeout(timer);
     }
-    if (timeout.signal.aborted && !signal.aborted) run.reasons.push(`target timeout: ${this.#limits.targetTimeoutMs} ms`);
+    if (timeout.signal.aborted && !signal.aborted)
+      run.reasons.push(`target timeout: ${this.#limits.targetTimeoutMs} ms`);
     if (signal.aborted) {
       const why = `acquisition aborted: ${signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'cancelled')}`;
       run.reasons.push(why);
@@ -287,19 +331,30 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
       const statuses = pod?.status?.containerStatuses ?? [];
       const st = statuses.find((s) => s.name === n.target.container);
       const podIp = pod?.status?.podIP;
-      bundle.log({ event: 'target-finish', reasons: run.reasons, counts: run.counts, strategy: run.strategy });
+      bundle.log({
+        event: 'target-finish',
+        reasons: run.reasons,
+        counts: run.counts,
+        strategy: run.strategy,
+      });
       try {
         finalized = await bundle.finalize({
           ...(caseId ? { caseId } : {}),
           examiner: {
             ...(this.#opts.examiner ? { name: this.#opts.examiner } : {}),
-            ...(user?.username ? { kubernetesUser: { username: user.username, groups: user.groups ?? [] } } : {}),
+            ...(user?.username
+              ? { kubernetesUser: { username: user.username, groups: user.groups ?? [] } }
+              : {}),
           },
           ...(this.#opts.cluster ? { cluster: this.#opts.cluster } : {}),
           targets: [
             {
               namespace: n.target.namespace,
-              pod: { name: n.target.pod, ...(n.target.podUid ? { uid: n.target.podUid } : {}), ...(typeof podIp === 'string' ? { ip: podIp } : {}) },
+              pod: {
+                name: n.target.pod,
+                ...(n.target.podUid ? { uid: n.target.podUid } : {}),
+                ...(typeof podIp === 'string' ? { ip: podIp } : {}),
+              },
               containers: [
                 {
                   name: n.target.container,
@@ -320,12 +375,25 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
           ].join('\n'),
         });
       } catch (err) {
-        run.reasons.push(`bundle could not be finalized: ${err instanceof Error ? err.message : String(err)}`);
+        run.reasons.push(
+          `bundle could not be finalized: ${err instanceof Error ? err.message : String(err)}`,
+        );
         await bundle.abort('finalize failed').catch(() => undefined);
       }
     }
-    const report = run.report(startedAt, finalized?.location ?? bundle.location, bundle.acquisitionId, finalized?.manifestSha256, finalized !== undefined);
-    this.emit('progress', { type: 'target-finished', target: pt, status: report.status, reasons: report.reasons });
+    const report = run.report(
+      startedAt,
+      finalized?.location ?? bundle.location,
+      bundle.acquisitionId,
+      finalized?.manifestSha256,
+      finalized !== undefined,
+    );
+    this.emit('progress', {
+      type: 'target-finished',
+      target: pt,
+      status: report.status,
+      reasons: report.reasons,
+    });
     return report;
   }
 }

@@ -26,7 +26,10 @@ const MAX_HEADER = 1024;
  * `offset` values are byte positions in the raw stream (for the index). Backpressure is kept:
  * the source is only read as fast as the consumer iterates.
  */
-export async function* demuxFrames(source: AsyncIterable<Uint8Array>, key: string): AsyncGenerator<FrameEvent> {
+export async function* demuxFrames(
+  source: AsyncIterable<Uint8Array>,
+  key: string,
+): AsyncGenerator<FrameEvent> {
   const begin = Buffer.from(`\n${key} B `, 'latin1');
   const endMark = Buffer.from(`\n${key} E `, 'latin1');
   let state: 'begin' | 'content' | 'endline' = 'begin';
@@ -40,7 +43,11 @@ export async function* demuxFrames(source: AsyncIterable<Uint8Array>, key: strin
       if (state === 'begin') {
         const need = Math.min(pending.length, begin.length);
         if (pending.subarray(0, need).compare(begin.subarray(0, need)) !== 0) {
-          yield { type: 'error', reason: 'bytes outside any frame (garbage or a broken script)', offset: pendingOffset };
+          yield {
+            type: 'error',
+            reason: 'bytes outside any frame (garbage or a broken script)',
+            offset: pendingOffset,
+          };
           return;
         }
         if (pending.length < begin.length) break;

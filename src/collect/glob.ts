@@ -53,7 +53,8 @@ export function compileGlob(pattern: string, maxDepth: number): CompiledGlob {
       pattern,
       root,
       depth: maxDepth,
-      matches: (p) => p === root || (p.startsWith(`${root}/`) && p.slice(root.length + 1).split('/').length <= maxDepth),
+      matches: (p) =>
+        p === root || (p.startsWith(`${root}/`) && p.slice(root.length + 1).split('/').length <= maxDepth),
     };
   }
   const root = `/${segs.slice(0, firstGlob).join('/')}`;

@@ -11,8 +11,8 @@ export { demuxFrames, type FrameEvent, newFrameKey } from './frames.js';
 export { type CompiledGlob, compileGlob } from './glob.js';
 export { type ListedEntry, parseListing, renderBodyfile } from './listing.js';
 export {
-  chooseStrategy,
   type ContentStrategy,
+  chooseStrategy,
   type ListingStrategy,
   PROBE_SCRIPT,
   PROBE_TOOLS,

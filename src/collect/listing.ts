@@ -101,7 +101,10 @@ export function typeFromMode(mode: number): ListedEntry['type'] {
  * paths were passed). A record is accepted only when its name is exactly the next expected name.
  * Returns how many entries got metadata.
  */
-export function applyStatOutput(out: string, expected: readonly { full: string; entry: ListedEntry }[]): number {
+export function applyStatOutput(
+  out: string,
+  expected: readonly { full: string; entry: ListedEntry }[],
+): number {
   let pos = 0;
   let applied = 0;
   for (const { full, entry } of expected) {

@@ -79,7 +79,16 @@ export function parseProbeOutput(stdout: string, shell: string): ProbeResult {
   const features: Partial<Record<ProbeFeature, boolean>> = {};
   let uid: number | undefined;
   const known = new Set<string>(PROBE_TOOLS);
-  const featureNames = new Set<string>(['tar', 'find-print0', 'stat-c', 'head-c', 'readlink', 'cat', 'date', 'wc-c']);
+  const featureNames = new Set<string>([
+    'tar',
+    'find-print0',
+    'stat-c',
+    'head-c',
+    'readlink',
+    'cat',
+    'date',
+    'wc-c',
+  ]);
   for (const line of stdout.slice(0, 64 * 1024).split('\n')) {
     const parts = line.split('\t');
     if (parts[0] === 'T' && parts.length === 3 && known.has(parts[1] ?? '')) {
@@ -161,7 +170,8 @@ export function chooseStrategy(probe: ProbeResult, prefer?: ContentStrategy): St
     else if (prefer === 'framed' && canRead) content = 'framed';
     else if (prefer === 'builtins') content = 'builtins';
   }
-  if (!f.tar && content !== 'builtins') notes.push('no working tar: file contents read as framed head/cat streams');
+  if (!f.tar && content !== 'builtins')
+    notes.push('no working tar: file contents read as framed head/cat streams');
   const volatile = canRead ? 'framed' : 'builtins';
   if (!canRead) {
     notes.push(

@@ -124,7 +124,10 @@ export const CommandItemSchema = z.strictObject({
   /** Cap on stdout bytes (default 16 MiB). */
   maxBytes: size.optional(),
   /** Tools the probe must have found, else the item is skipped with the reason. Default: argv[0]. */
-  requires: z.array(z.string().regex(/^[A-Za-z0-9._+-]+$/)).max(16).optional(),
+  requires: z
+    .array(z.string().regex(/^[A-Za-z0-9._+-]+$/))
+    .max(16)
+    .optional(),
 });
 /** A `command` item. */
 export type CommandItem = z.infer<typeof CommandItemSchema>;

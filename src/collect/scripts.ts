@@ -34,6 +34,7 @@ function readerFn(mode: ReadMode): string {
 
 const LINK_FNS = [
   'k() { readlink -- "$1" 2>/dev/null; }',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
   'kd() { for x in "$1"/*; do [ -L "$x" ] || continue; printf "%s\\0" "${x##*/}"; k "$x"; printf "\\0"; done; }',
 ];
 const NO_LINK_FNS = ['k() { return 3; }', 'kd() { return 3; }'];
@@ -56,6 +57,7 @@ export function volatileScript(mode: ReadMode, readlink: boolean): string {
     'for d in "$P"/[0-9]*; do',
     '  [ -d "$d" ] || continue',
     '  n=$((n+1)); if [ "$n" -gt "$X" ]; then b "M maxprocs"; e 0; break; fi',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     '  p=${d##*/}',
     '  for f in $F; do b "P $p $f"; r "$d/$f" "$C"; e $?; done',
     '  if [ "$Lk" = 1 ]; then',
@@ -100,15 +102,25 @@ export function volatileArgv(opts: {
  * each `rel` like `123/exe` or `123/fd/4` (validated by the caller). Frames: `X <rel>`.
  */
 export function procBytesScript(mode: ReadMode): string {
-  return [...PRELUDE, readerFn(mode), 'P=$1; C=$2; shift 2', 'for x in "$@"; do b "X $x"; r "$P/$x" "$C"; e $?; done'].join(
-    '\n',
-  );
+  return [
+    ...PRELUDE,
+    readerFn(mode),
+    'P=$1; C=$2; shift 2',
+    'for x in "$@"; do b "X $x"; r "$P/$x" "$C"; e $?; done',
+  ].join('\n');
 }
 
 /** argv of the process-bytes step. Throws RangeError for a `rel` that is not `<pid>/exe` or `<pid>/fd/<n>`. */
-export function procBytesArgv(shell: string, mode: ReadMode, procBase: string, cap: number, rels: readonly string[]): string[] {
+export function procBytesArgv(
+  shell: string,
+  mode: ReadMode,
+  procBase: string,
+  cap: number,
+  rels: readonly string[],
+): string[] {
   for (const r of rels) {
-    if (!/^\d{1,10}\/(exe|fd\/\d{1,10})$/.test(r)) throw new RangeError(`invalid process path ${JSON.stringify(r)}`);
+    if (!/^\d{1,10}\/(exe|fd\/\d{1,10})$/.test(r))
+      throw new RangeError(`invalid process path ${JSON.stringify(r)}`);
   }
   return [shell, '-c', procBytesScript(mode), 'eksf-procbytes', procBase, String(cap), ...rels];
 }
@@ -135,7 +147,11 @@ export function filesScript(mode: ReadMode): string {
 }
 
 /** argv of a framed file-content step. */
-export function filesArgv(shell: string, mode: ReadMode, files: readonly { path: string; take: number }[]): string[] {
+export function filesArgv(
+  shell: string,
+  mode: ReadMode,
+  files: readonly { path: string; take: number }[],
+): string[] {
   const args: string[] = [];
   for (const f of files) args.push(String(f.take), f.path);
   return [shell, '-c', filesScript(mode), 'eksf-files', ...args];

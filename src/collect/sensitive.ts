@@ -22,7 +22,9 @@ function b64urlJson(part: string): Record<string, unknown> | undefined {
   if (!/^[A-Za-z0-9_-]*$/.test(part) || part.length > 64 * 1024) return undefined;
   try {
     const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    return v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -33,7 +35,10 @@ function b64urlJson(part: string): Record<string, unknown> | undefined {
  * Adds ISO times for `exp`, `iat` and `nbf`.
  */
 export function jwtRecord(content: Buffer, totalBytes = content.length, sha256?: string): JwtRecord {
-  const rec: JwtRecord = { sha256: sha256 ?? createHash('sha256').update(content).digest('hex'), bytes: totalBytes };
+  const rec: JwtRecord = {
+    sha256: sha256 ?? createHash('sha256').update(content).digest('hex'),
+    bytes: totalBytes,
+  };
   const text = content.toString('utf8').trim();
   const parts = text.split('.');
   if (parts.length !== 3) {

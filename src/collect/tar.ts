@@ -91,7 +91,10 @@ class TarGuard extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.stopReason) return cb();
+    if (this.stopReason) {
+      cb();
+      return;
+    }
     let data = chunk;
     if (this.bytes + data.length > this.#maxBytes) {
       data = data.subarray(0, Math.max(0, this.#maxBytes - this.bytes));
@@ -103,7 +106,9 @@ class TarGuard extends Transform {
     this.hash.update(data);
     this.bytes += data.length;
     this.#tail =
-      data.length >= 512 ? Buffer.from(data.subarray(data.length - 512)) : Buffer.concat([this.#tail, data]).subarray(-512);
+      data.length >= 512
+        ? Buffer.from(data.subarray(data.length - 512))
+        : Buffer.concat([this.#tail, data]).subarray(-512);
     if (data.length > 0) this.push(data);
     if (this.stopReason) this.push(null);
     cb();
@@ -116,7 +121,10 @@ class TarGuard extends Transform {
  * the archive is not clean. The source is consumed to the point the parse stopped; destroy it
  * (cancel the exec) when `ok` is false and you want no more bytes.
  */
-export async function receiveTar(source: Readable, options: TarReceiveOptions = {}): Promise<TarReceiveResult> {
+export async function receiveTar(
+  source: Readable,
+  options: TarReceiveOptions = {},
+): Promise<TarReceiveResult> {
   const maxEntries = options.maxEntries ?? 100_000;
   const expected = options.expected ?? new Map<string, string>();
   const keepBytes = options.keepBytes ?? 0;
@@ -145,15 +153,22 @@ export async function receiveTar(source: Readable, options: TarReceiveOptions = 
         mode: h.mode,
         uid: h.uid,
         gid: h.gid,
-        mtime: h.mtime instanceof Date && !Number.isNaN(h.mtime.getTime()) ? h.mtime.toISOString() : undefined,
+        mtime:
+          h.mtime instanceof Date && !Number.isNaN(h.mtime.getTime()) ? h.mtime.toISOString() : undefined,
         flags: [],
       };
       const normal = name.replace(/^\.\//, '');
       if (name.startsWith('/')) item.flags.push('absolute-name');
       if (normal.split('/').includes('..')) item.flags.push('dot-dot-name');
-      if (/[\0-\x1f\x7f]/.test(name)) item.flags.push('control-characters-in-name');
+      if ([...name].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\x7f')) {
+        item.flags.push('control-characters-in-name');
+      }
       const req = expected.get(normal.replace(/\/$/, ''));
-      if (req !== undefined && !item.flags.includes('dot-dot-name') && !item.flags.includes('absolute-name')) {
+      if (
+        req !== undefined &&
+        !item.flags.includes('dot-dot-name') &&
+        !item.flags.includes('absolute-name')
+      ) {
         item.requestedPath = req;
         if (answered.has(normal)) item.flags.push('duplicate-entry');
         answered.add(normal);
@@ -175,7 +190,8 @@ export async function receiveTar(source: Readable, options: TarReceiveOptions = 
           keptLen += part.length;
         }
       }
-      if (item.type === 'file' || item.type === 'contiguous-file' || item.bytes > 0) item.sha256 = hash.digest('hex');
+      if (item.type === 'file' || item.type === 'contiguous-file' || item.bytes > 0)
+        item.sha256 = hash.digest('hex');
       if (item.bytes !== item.headerSize && (item.type === 'file' || item.type === 'contiguous-file')) {
         item.flags.push('short-content');
       }
@@ -202,7 +218,10 @@ export async function receiveTar(source: Readable, options: TarReceiveOptions = 
   if (!reason && !guard.sawEnd) reason = 'archive ended without the end-of-archive marker (truncated)';
   const missing: string[] = [];
   for (const [n, p] of expected) if (!answered.has(n)) missing.push(p);
-  if (!reason && entries.some((e) => e.flags.some((f) => f !== 'duplicate-entry' && !f.endsWith('-not-followed')))) {
+  if (
+    !reason &&
+    entries.some((e) => e.flags.some((f) => f !== 'duplicate-entry' && !f.endsWith('-not-followed')))
+  ) {
     reason = 'archive has unexpected or suspicious entries (see index flags)';
   }
   return {

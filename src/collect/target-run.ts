@@ -14,8 +14,8 @@ import { demuxFrames, newFrameKey } from './frames.js';
 import { compileExcludes, compileGlob, isExcluded } from './glob.js';
 import { applyStatOutput, type ListedEntry, parseListing, renderBodyfile } from './listing.js';
 import {
-  chooseStrategy,
   type ContentStrategy,
+  chooseStrategy,
   noShellProbe,
   type ProbeResult,
   parseProbeOutput,
@@ -41,6 +41,7 @@ import type {
   ArtifactProfile,
   CollectContext,
   CollectLimits,
+  CollectorKube,
   ContextArtifactMeta,
   ContextExecOptions,
   ExecCapture,
@@ -51,10 +52,11 @@ import type {
   TargetReport,
   TargetStatus,
 } from './types.js';
-import type { CollectorKube } from './types.js';
 
 /** A declarative profile or a programmatic one, resolved. */
-export type ResolvedProfile = { kind: 'spec'; spec: ProfileSpec } | { kind: 'code'; profile: ArtifactProfile };
+export type ResolvedProfile =
+  | { kind: 'spec'; spec: ProfileSpec }
+  | { kind: 'code'; profile: ArtifactProfile };
 
 /** Options of a target run. */
 export interface TargetRunOptions {
@@ -108,7 +110,10 @@ class CountingLimiter extends Transform {
     super();
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    if (this.stopped) return cb();
+    if (this.stopped) {
+      cb();
+      return;
+    }
     let c = chunk;
     if (this.bytes + c.length > this.cap) {
       c = c.subarray(0, this.cap - this.bytes);
@@ -144,7 +149,12 @@ export class TargetRun {
   constructor(o: TargetRunOptions) {
     this.#o = o;
     this.budget = new Budget('target', o.limits.maxTargetBytes, o.limits.maxEntriesPerTarget, o.runBudget);
-    this.#pt = { index: o.index, namespace: o.target.namespace, pod: o.target.pod, container: o.target.container };
+    this.#pt = {
+      index: o.index,
+      namespace: o.target.namespace,
+      pod: o.target.pod,
+      container: o.target.container,
+    };
     this.#prefix = `containers/${o.target.container}/`;
   }
 
@@ -157,18 +167,36 @@ export class TargetRun {
   #tally(rec: ArtifactRecord): ArtifactRecord {
     this.counts[rec.status] += 1;
     this.bytes += rec.bytes;
-    this.#o.emit({ type: 'artifact-finished', target: this.#pt, path: rec.path, status: rec.status, bytes: rec.bytes });
+    this.#o.emit({
+      type: 'artifact-finished',
+      target: this.#pt,
+      path: rec.path,
+      status: rec.status,
+      bytes: rec.bytes,
+    });
     this.#o.emit({ type: 'bytes', target: this.#pt, targetBytes: this.bytes, runBytes: this.#o.runBytes() });
     if (rec.status === 'failed') this.reasons.push(`${rec.requestedPath}: ${rec.reason ?? 'failed'}`);
     if (rec.status === 'truncated') this.reasons.push(`${rec.requestedPath}: truncated: ${rec.reason ?? ''}`);
     return rec;
   }
 
-  #meta(source: { kind: string; profile?: string | undefined; item?: string | undefined }, extra: Partial<ArtifactMeta> = {}): ArtifactMeta {
+  #meta(
+    source: { kind: string; profile?: string | undefined; item?: string | undefined },
+    extra: Partial<ArtifactMeta> = {},
+  ): ArtifactMeta {
     const t = this.#o.target;
     return {
-      source: { kind: source.kind, ...(source.profile ? { profile: source.profile } : {}), ...(source.item ? { item: source.item } : {}) },
-      target: { namespace: t.namespace, pod: t.pod, container: t.container, ...(t.podUid ? { podUid: t.podUid } : {}) },
+      source: {
+        kind: source.kind,
+        ...(source.profile ? { profile: source.profile } : {}),
+        ...(source.item ? { item: source.item } : {}),
+      },
+      target: {
+        namespace: t.namespace,
+        pod: t.pod,
+        container: t.container,
+        ...(t.podUid ? { podUid: t.podUid } : {}),
+      },
       ...extra,
     };
   }
@@ -194,7 +222,12 @@ export class TargetRun {
     path: string,
     body: Readable,
     meta: ArtifactMeta,
-    after?: () => { status?: 'complete' | 'truncated' | 'failed'; reason?: string; exitCode?: number | null; details?: Record<string, unknown> },
+    after?: () => {
+      status?: 'complete' | 'truncated' | 'failed';
+      reason?: string;
+      exitCode?: number | null;
+      details?: Record<string, unknown>;
+    },
   ): Promise<ArtifactRecord> {
     this.#o.emit({ type: 'artifact-started', target: this.#pt, path });
     const lim = new CountingLimiter(this.#o.limits.maxArtifactBytes, this.budget);
@@ -206,7 +239,12 @@ export class TargetRun {
         // stop pulling from the producer when the limiter cut it off
         if (lim.stopped) body.unpipe(lim);
         const a = after?.() ?? {};
-        if (lim.stopped) return { ...a, status: 'truncated' as const, reason: [lim.stopped, a.reason].filter(Boolean).join('; ') };
+        if (lim.stopped)
+          return {
+            ...a,
+            status: 'truncated' as const,
+            reason: [lim.stopped, a.reason].filter(Boolean).join('; '),
+          };
         return a;
       },
     });
@@ -217,7 +255,12 @@ export class TargetRun {
     return this.#tally(rec);
   }
 
-  async record(path: string, status: 'failed' | 'truncated' | 'skipped', reason: string, meta: ArtifactMeta): Promise<ArtifactRecord> {
+  async record(
+    path: string,
+    status: 'failed' | 'truncated' | 'skipped',
+    reason: string,
+    meta: ArtifactMeta,
+  ): Promise<ArtifactRecord> {
     this.#o.emit({ type: 'artifact-started', target: this.#pt, path });
     return this.#tally(await this.#o.bundle.recordArtifact(path, { ...meta, status, reason }));
   }
@@ -230,7 +273,12 @@ export class TargetRun {
     return `${this.#prefix}${path}`;
   }
 
-  #exec<T>(step: string, argv: readonly string[], consume: (s: Readable) => Promise<T>, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecOutcome<T>> {
+  #exec<T>(
+    step: string,
+    argv: readonly string[],
+    consume: (s: Readable) => Promise<T>,
+    opts: { stdin?: string; timeoutMs?: number } = {},
+  ): Promise<ExecOutcome<T>> {
     const t = this.#o.target;
     return runExec({
       kube: this.#o.kube,
@@ -253,17 +301,31 @@ export class TargetRun {
   async run(): Promise<void> {
     const o = this.#o;
     const t = o.target;
-    this.log({ event: 'target-start', namespace: t.namespace, pod: t.pod, container: t.container, execContainer: t.execContainer, fs: t.fs, limits: o.limits });
+    this.log({
+      event: 'target-start',
+      namespace: t.namespace,
+      pod: t.pod,
+      container: t.container,
+      execContainer: t.execContainer,
+      fs: t.fs,
+      limits: o.limits,
+    });
     // API state first (always possible)
     const pod = await this.#readPod();
     this.#checkContainer(pod);
-    const specs = o.profiles.filter((p): p is { kind: 'spec'; spec: ProfileSpec } => p.kind === 'spec').map((p) => p.spec);
-    const code = o.profiles.filter((p): p is { kind: 'code'; profile: ArtifactProfile } => p.kind === 'code').map((p) => p.profile);
+    const specs = o.profiles
+      .filter((p): p is { kind: 'spec'; spec: ProfileSpec } => p.kind === 'spec')
+      .map((p) => p.spec);
+    const code = o.profiles
+      .filter((p): p is { kind: 'code'; profile: ArtifactProfile } => p.kind === 'code')
+      .map((p) => p.profile);
     await this.#guard('api', () => this.#apiPhase(specs));
     await this.#runCode(code, 'api');
     if (this.#canExec) await this.#guard('probe', () => this.#probe());
     else this.strategy = chooseStrategy(noShellProbe([]));
-    const wantsExec = specs.some((s) => s.items.some((i) => i.kind !== 'api')) || code.some((p) => (p.needs ?? 'exec') === 'exec');
+    const wantsExec =
+      specs.some((s) => s.items.some((i) => i.kind !== 'api')) ||
+      code.some((p) => (p.needs ?? 'exec') === 'exec');
     if (this.strategy.content === 'none') {
       if (wantsExec) {
         this.needsEphemeral = Boolean(this.probe && !this.probe.shell);
@@ -271,7 +333,12 @@ export class TargetRun {
           ? 'needs ephemeral container: no shell in the container, only API state was acquired'
           : 'exec not possible: only API state was acquired';
         this.reasons.push(why);
-        await this.record(this.#c('exec-profiles'), 'skipped', why, this.#meta({ kind: 'exec' }, { details: { shellErrors: this.probe?.shellErrors ?? [] } }));
+        await this.record(
+          this.#c('exec-profiles'),
+          'skipped',
+          why,
+          this.#meta({ kind: 'exec' }, { details: { shellErrors: this.probe?.shellErrors ?? [] } }),
+        );
       }
     } else {
       await this.#guard('volatile', () => this.#volatilePhase(specs));
@@ -291,7 +358,12 @@ export class TargetRun {
       if (this.#o.signal.aborted) return undefined;
       const msg = `${phase} phase failed: ${errMessage(err)}`;
       this.reasons.push(msg);
-      this.log({ event: 'phase-error', phase, error: errMessage(err), code: isEksForensicsError(err) ? err.code : undefined });
+      this.log({
+        event: 'phase-error',
+        phase,
+        error: errMessage(err),
+        code: isEksForensicsError(err) ? err.code : undefined,
+      });
       return undefined;
     }
   }
@@ -317,9 +389,14 @@ export class TargetRun {
   #checkContainer(pod: Pod | undefined): void {
     if (!pod) return;
     const name = this.#o.target.execContainer;
-    const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.ephemeralContainerStatuses ?? [])];
+    const statuses = [
+      ...(pod.status?.containerStatuses ?? []),
+      ...(pod.status?.ephemeralContainerStatuses ?? []),
+    ];
     const st = statuses.find((s) => s.name === name);
-    const inSpec = [...(pod.spec?.containers ?? []), ...(pod.spec?.ephemeralContainers ?? [])].some((c) => c.name === name);
+    const inSpec = [...(pod.spec?.containers ?? []), ...(pod.spec?.ephemeralContainers ?? [])].some(
+      (c) => c.name === name,
+    );
     if (!inSpec) {
       this.#canExec = false;
       this.reasons.push(`container ${name} is not in the pod spec`);
@@ -334,13 +411,25 @@ export class TargetRun {
       if ((p.phase ?? 'content') !== phase || this.#o.signal.aborted) continue;
       const needs = p.needs ?? 'exec';
       if (needs === 'exec' && this.strategy.content === 'none') {
-        await this.record(this.#c(`profiles/${p.name}`), 'skipped', 'profile needs exec and the container has no usable shell', this.#meta({ kind: 'profile', profile: p.name }));
+        await this.record(
+          this.#c(`profiles/${p.name}`),
+          'skipped',
+          'profile needs exec and the container has no usable shell',
+          this.#meta({ kind: 'profile', profile: p.name }),
+        );
         continue;
       }
-      const decision = p.appliesTo?.({ target: this.#o.target, pod: this.pod, probe: this.probe }) ?? { applies: true };
+      const decision = p.appliesTo?.({ target: this.#o.target, pod: this.pod, probe: this.probe }) ?? {
+        applies: true,
+      };
       if (!decision.applies) {
         this.log({ event: 'profile-not-applicable', profile: p.name, reason: decision.reason });
-        await this.record(this.#c(`profiles/${p.name}`), 'skipped', `not applicable: ${decision.reason}`, this.#meta({ kind: 'profile', profile: p.name }));
+        await this.record(
+          this.#c(`profiles/${p.name}`),
+          'skipped',
+          `not applicable: ${decision.reason}`,
+          this.#meta({ kind: 'profile', profile: p.name }),
+        );
         continue;
       }
       try {
@@ -358,7 +447,11 @@ export class TargetRun {
     const metaOf = (m?: ContextArtifactMeta) =>
       this.#meta(
         { kind: m?.kind ?? 'profile', profile, item: m?.item },
-        { ...(m?.argv ? { argv: m.argv } : {}), ...(m?.contentType ? { contentType: m.contentType } : {}), ...(m?.details ? { details: m.details } : {}) },
+        {
+          ...(m?.argv ? { argv: m.argv } : {}),
+          ...(m?.contentType ? { contentType: m.contentType } : {}),
+          ...(m?.details ? { details: m.details } : {}),
+        },
       );
     return {
       target: o.target,
@@ -392,24 +485,42 @@ export class TargetRun {
             }
             return Buffer.concat(parts);
           },
-          { ...(opts.stdin !== undefined ? { stdin: Buffer.from(opts.stdin).toString('latin1') } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) },
+          {
+            ...(opts.stdin !== undefined ? { stdin: Buffer.from(opts.stdin).toString('latin1') } : {}),
+            ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+          },
         );
-        return { argv, exitCode: res.exitCode, stdout: res.value ?? Buffer.alloc(0), stderr: res.stderr, truncated, error: res.error };
+        return {
+          argv,
+          exitCode: res.exitCode,
+          stdout: res.value ?? Buffer.alloc(0),
+          stderr: res.stderr,
+          truncated,
+          error: res.error,
+        };
       },
       async execToArtifact(path, argv, meta = {}) {
         return self.#execArtifact(self.#c(path), argv, metaOf(meta), meta.timeoutMs, meta.maxBytes);
       },
       writeArtifact: (path, body: ArtifactBody, meta) => {
-        if (typeof body === 'string' || body instanceof Uint8Array) return self.storeBuffer(self.#c(path), Buffer.from(body), metaOf(meta));
+        if (typeof body === 'string' || body instanceof Uint8Array)
+          return self.storeBuffer(self.#c(path), Buffer.from(body), metaOf(meta));
         const r = body instanceof Readable ? body : Readable.from(body);
         return self.storeStream(self.#c(path), r, metaOf(meta));
       },
-      recordArtifact: (path, status, reason, meta) => self.record(self.#c(path), status, reason, metaOf(meta)),
+      recordArtifact: (path, status, reason, meta) =>
+        self.record(self.#c(path), status, reason, metaOf(meta)),
     };
   }
 
   /** Runs argv and streams stdout into an artifact. */
-  async #execArtifact(path: string, argv: readonly string[], meta: ArtifactMeta, timeoutMs?: number, maxBytes?: number): Promise<ArtifactRecord> {
+  async #execArtifact(
+    path: string,
+    argv: readonly string[],
+    meta: ArtifactMeta,
+    timeoutMs?: number,
+    maxBytes?: number,
+  ): Promise<ArtifactRecord> {
     let recP: Promise<ArtifactRecord> | undefined;
     let outcome: ExecOutcome<void> | undefined;
     const cap = Math.min(maxBytes ?? this.#o.limits.maxArtifactBytes, this.#o.limits.maxArtifactBytes);
@@ -435,9 +546,17 @@ export class TargetRun {
         });
         s.pipe(limited);
         recP = this.storeStream(path, limited, { ...meta, argv }, () => {
-          if (capHit) return { status: 'truncated', reason: `output cap of ${cap} bytes reached`, exitCode: outcome?.exitCode ?? null };
+          if (capHit)
+            return {
+              status: 'truncated',
+              reason: `output cap of ${cap} bytes reached`,
+              exitCode: outcome?.exitCode ?? null,
+            };
           if (outcome?.error) return { status: 'failed', reason: outcome.error, exitCode: outcome.exitCode };
-          return { exitCode: outcome?.exitCode ?? null, details: outcome?.stderr ? { stderr: outcome.stderr } : undefined };
+          return {
+            exitCode: outcome?.exitCode ?? null,
+            details: outcome?.stderr ? { stderr: outcome.stderr } : undefined,
+          };
         });
         await new Promise<void>((resolve) => {
           limited.on('end', resolve);
@@ -447,7 +566,8 @@ export class TargetRun {
       },
       timeoutMs ? { timeoutMs } : {},
     );
-    if (!recP) return this.record(path, 'failed', outcome.error ?? 'exec produced no stream', { ...meta, argv });
+    if (!recP)
+      return this.record(path, 'failed', outcome.error ?? 'exec produced no stream', { ...meta, argv });
     const rec = await recP;
     return rec;
   }
@@ -457,7 +577,8 @@ export class TargetRun {
   async #apiPhase(specs: readonly ProfileSpec[]): Promise<void> {
     const o = this.#o;
     const items: { profile: string; item: ApiItem }[] = [];
-    for (const s of specs) for (const i of s.items) if (i.kind === 'api') items.push({ profile: s.name, item: i });
+    for (const s of specs)
+      for (const i of s.items) if (i.kind === 'api') items.push({ profile: s.name, item: i });
     if (items.length === 0) return;
     const wanted = new Set(items.flatMap((x) => x.item.resources));
     const src = (res: string) => {
@@ -476,18 +597,38 @@ export class TargetRun {
       }
     };
     if (wanted.has('pod')) {
-      if (pod) await this.storeBuffer('pod/pod.json', `${JSON.stringify(pod, null, 2)}\n`, this.#meta(src('pod'), { contentType: 'application/json' }));
+      if (pod)
+        await this.storeBuffer(
+          'pod/pod.json',
+          `${JSON.stringify(pod, null, 2)}\n`,
+          this.#meta(src('pod'), { contentType: 'application/json' }),
+        );
       else await this.record('pod/pod.json', 'failed', 'the pod could not be read', this.#meta(src('pod')));
     }
     if (wanted.has('events')) {
       if (o.kube.podEvents) {
         try {
-          const events = await call('pod events', (signal) => o.kube.podEvents?.({ namespace: t.namespace, uid: t.podUid, name: t.pod, signal }) ?? Promise.resolve([]));
-          await this.storeBuffer('pod/events.json', `${JSON.stringify(events, null, 2)}\n`, this.#meta(src('events'), { contentType: 'application/json' }));
+          const events = await call(
+            'pod events',
+            (signal) =>
+              o.kube.podEvents?.({ namespace: t.namespace, uid: t.podUid, name: t.pod, signal }) ??
+              Promise.resolve([]),
+          );
+          await this.storeBuffer(
+            'pod/events.json',
+            `${JSON.stringify(events, null, 2)}\n`,
+            this.#meta(src('events'), { contentType: 'application/json' }),
+          );
         } catch (err) {
           await this.record('pod/events.json', 'failed', errMessage(err), this.#meta(src('events')));
         }
-      } else await this.record('pod/events.json', 'skipped', 'the client has no podEvents()', this.#meta(src('events')));
+      } else
+        await this.record(
+          'pod/events.json',
+          'skipped',
+          'the client has no podEvents()',
+          this.#meta(src('events')),
+        );
     }
     for (const [res, previous] of [
       ['logs', false],
@@ -506,15 +647,32 @@ export class TargetRun {
       }
       try {
         const w = withTimeout(o.signal, o.limits.apiTimeoutMs, 'pod logs');
-        const stream = await o.kube.podLogs({ namespace: t.namespace, pod: t.pod, container: t.container, previous, timestamps: true, limitBytes: maxLog, signal: w.signal }).finally(() => w.dispose());
+        const stream = await o.kube
+          .podLogs({
+            namespace: t.namespace,
+            pod: t.pod,
+            container: t.container,
+            previous,
+            timestamps: true,
+            limitBytes: maxLog,
+            signal: w.signal,
+          })
+          .finally(() => w.dispose());
         await this.storeStream(path, stream, this.#meta(src(res), { contentType: 'text/plain' }));
       } catch (err) {
         await this.record(path, previous ? 'skipped' : 'failed', errMessage(err), this.#meta(src(res)));
       }
     }
     if (wanted.has('owners') && pod) {
-      const owners = { ownerReferences: pod.metadata?.ownerReferences ?? [], note: 'owner references as recorded on the pod; owners beyond the first level are not resolved' };
-      await this.storeBuffer('pod/owners.json', `${JSON.stringify(owners, null, 2)}\n`, this.#meta(src('owners'), { contentType: 'application/json' }));
+      const owners = {
+        ownerReferences: pod.metadata?.ownerReferences ?? [],
+        note: 'owner references as recorded on the pod; owners beyond the first level are not resolved',
+      };
+      await this.storeBuffer(
+        'pod/owners.json',
+        `${JSON.stringify(owners, null, 2)}\n`,
+        this.#meta(src('owners'), { contentType: 'application/json' }),
+      );
     }
     if (wanted.has('serviceAccount') && pod) {
       const spec = (pod.spec ?? {}) as Record<string, unknown>;
@@ -523,20 +681,42 @@ export class TargetRun {
         serviceAccountName: spec.serviceAccountName ?? spec.serviceAccount ?? 'default',
         automountServiceAccountToken: spec.automountServiceAccountToken,
         projectedVolumes: volumes.filter((v) => v && typeof v === 'object' && 'projected' in v),
-        env: (pod.spec?.containers ?? []).map((c) => ({ container: c.name, envNames: ((c as Record<string, unknown>).env as { name?: string }[] | undefined)?.map((e) => e.name) ?? [] })),
+        env: (pod.spec?.containers ?? []).map((c) => ({
+          container: c.name,
+          envNames:
+            ((c as Record<string, unknown>).env as { name?: string }[] | undefined)?.map((e) => e.name) ?? [],
+        })),
       };
-      await this.storeBuffer('pod/service-account.json', `${JSON.stringify(sa, null, 2)}\n`, this.#meta(src('serviceAccount'), { contentType: 'application/json' }));
+      await this.storeBuffer(
+        'pod/service-account.json',
+        `${JSON.stringify(sa, null, 2)}\n`,
+        this.#meta(src('serviceAccount'), { contentType: 'application/json' }),
+      );
     }
     if (wanted.has('node')) {
       const nodeName = pod?.spec?.nodeName;
-      if (!nodeName) await this.record('pod/node.json', 'skipped', 'pod is not scheduled', this.#meta(src('node')));
-      else if (!o.kube.getNode) await this.record('pod/node.json', 'skipped', 'the client has no getNode()', this.#meta(src('node')));
+      if (!nodeName)
+        await this.record('pod/node.json', 'skipped', 'pod is not scheduled', this.#meta(src('node')));
+      else if (!o.kube.getNode)
+        await this.record('pod/node.json', 'skipped', 'the client has no getNode()', this.#meta(src('node')));
       else {
         try {
-          const node = await call('get node', (signal) => o.kube.getNode?.(nodeName, { signal }) ?? Promise.reject(new Error('no getNode')));
-          await this.storeBuffer('pod/node.json', `${JSON.stringify(node, null, 2)}\n`, this.#meta(src('node'), { contentType: 'application/json' }));
+          const node = await call(
+            'get node',
+            (signal) => o.kube.getNode?.(nodeName, { signal }) ?? Promise.reject(new Error('no getNode')),
+          );
+          await this.storeBuffer(
+            'pod/node.json',
+            `${JSON.stringify(node, null, 2)}\n`,
+            this.#meta(src('node'), { contentType: 'application/json' }),
+          );
         } catch (err) {
-          await this.record('pod/node.json', 'failed', `${errMessage(err)} (grant get on nodes to capture it)`, this.#meta(src('node')));
+          await this.record(
+            'pod/node.json',
+            'failed',
+            `${errMessage(err)} (grant get on nodes to capture it)`,
+            this.#meta(src('node')),
+          );
         }
       }
     }
@@ -548,31 +728,46 @@ export class TargetRun {
     const errors: string[] = [];
     for (const shell of SHELL_CANDIDATES) {
       const argv = probeArgv(shell);
-      const res = await this.#exec('probe', argv, async (s) => {
-        const parts: Buffer[] = [];
-        let n = 0;
-        for await (const c of s) {
-          const b = c as Buffer;
-          if (n < 65536) parts.push(b.subarray(0, 65536 - n));
-          n += b.length;
-        }
-        return Buffer.concat(parts).toString('utf8');
-      }, { timeoutMs: Math.min(this.#o.limits.execTimeoutMs, 60_000) });
+      const res = await this.#exec(
+        'probe',
+        argv,
+        async (s) => {
+          const parts: Buffer[] = [];
+          let n = 0;
+          for await (const c of s) {
+            const b = c as Buffer;
+            if (n < 65536) parts.push(b.subarray(0, 65536 - n));
+            n += b.length;
+          }
+          return Buffer.concat(parts).toString('utf8');
+        },
+        { timeoutMs: Math.min(this.#o.limits.execTimeoutMs, 60_000) },
+      );
       if (res.exitCode === 0 && res.value && res.value.includes('\nU\t')) {
         this.probe = parseProbeOutput(res.value, shell);
         this.probe.shellErrors = errors;
         break;
       }
-      errors.push(`${shell}: ${res.error ?? `exit code ${res.exitCode}`}${res.stderr ? ` (${res.stderr.slice(0, 200)})` : ''}`);
+      errors.push(
+        `${shell}: ${res.error ?? `exit code ${res.exitCode}`}${res.stderr ? ` (${res.stderr.slice(0, 200)})` : ''}`,
+      );
       if (this.#o.signal.aborted) return;
       // a 403 or a missing pod will not get better with another shell
-      if (res.errorCode && ['EKSF_FORBIDDEN', 'EKSF_UNAUTHORIZED', 'EKSF_NOT_FOUND'].includes(res.errorCode)) break;
+      if (res.errorCode && ['EKSF_FORBIDDEN', 'EKSF_UNAUTHORIZED', 'EKSF_NOT_FOUND'].includes(res.errorCode))
+        break;
     }
     if (!this.probe) this.probe = noShellProbe(errors);
     this.strategy = chooseStrategy(this.probe, this.#o.preferStrategy);
     if (this.strategy.degraded) for (const n of this.strategy.notes) this.reasons.push(`degraded: ${n}`);
     this.log({ event: 'probe', probe: this.probe, strategy: this.strategy });
-    await this.storeBuffer(this.#c('probe.json'), `${JSON.stringify({ probe: this.probe, strategy: this.strategy }, null, 2)}\n`, this.#meta({ kind: 'probe' }, { argv: probeArgv(this.probe.shell ?? 'sh'), contentType: 'application/json' }));
+    await this.storeBuffer(
+      this.#c('probe.json'),
+      `${JSON.stringify({ probe: this.probe, strategy: this.strategy }, null, 2)}\n`,
+      this.#meta(
+        { kind: 'probe' },
+        { argv: probeArgv(this.probe.shell ?? 'sh'), contentType: 'application/json' },
+      ),
+    );
   }
 
   #readMode(): ReadMode {
@@ -604,7 +799,13 @@ export class TargetRun {
       await this.record(path, 'skipped', `not in the container: ${missing.join(', ')}`, meta);
       return;
     }
-    await this.#execArtifact(path, item.argv, meta, item.timeoutMs ?? 30_000, item.maxBytes ?? 16 * 1024 * 1024);
+    await this.#execArtifact(
+      path,
+      item.argv,
+      meta,
+      item.timeoutMs ?? 30_000,
+      item.maxBytes ?? 16 * 1024 * 1024,
+    );
   }
 
   async #procStep(items: readonly { profile: string; item: ProcItem }[]): Promise<void> {
@@ -618,7 +819,10 @@ export class TargetRun {
     const maxExe = Math.max(0, ...per.map((p) => p.maxExeBytes ?? 20 * 1024 * 1024));
     const maxProcs = Math.max(1, ...per.map((p) => p.maxProcesses ?? 2000));
     const cap = Math.max(...items.map((x) => x.item.maxBytesPerFile ?? 4 * 1024 * 1024));
-    const profile = items.map((x) => x.profile).filter((v, i, a) => a.indexOf(v) === i).join(',');
+    const profile = items
+      .map((x) => x.profile)
+      .filter((v, i, a) => a.indexOf(v) === i)
+      .join(',');
     const itemIds = items.map((x) => x.item.id).join(',');
     const shell = this.probe?.shell ?? 'sh';
     const mode = this.#readMode();
@@ -635,7 +839,17 @@ export class TargetRun {
     });
     const key = newFrameKey();
     const src = { kind: 'proc', profile, item: itemIds };
-    const procs = new Map<string, { cmdline?: string; status?: string; comm?: string; links: Record<string, string>; fds: Record<string, string>; ns: Record<string, string> }>();
+    const procs = new Map<
+      string,
+      {
+        cmdline?: string;
+        status?: string;
+        comm?: string;
+        links: Record<string, string>;
+        fds: Record<string, string>;
+        ns: Record<string, string>;
+      }
+    >();
     const proc = (pid: string) => {
       let p = procs.get(pid);
       if (!p) {
@@ -647,78 +861,121 @@ export class TargetRun {
     let selfPid: string | undefined;
     const anomalies: string[] = [];
     let frames = 0;
-    const out = await this.#exec('volatile', argv, async (stdout) => {
-      let cur: { header: string[]; parts: Buffer[]; len: number; over: boolean } | undefined;
-      for await (const ev of demuxFrames(stdout, key)) {
-        if (ev.type === 'error') {
-          anomalies.push(`framing: ${ev.reason} at byte ${ev.offset}`);
-          return;
-        }
-        if (ev.type === 'begin') {
-          if (!this.budget.takeEntry() || ++frames > o.limits.maxEntriesPerArtifact) {
-            anomalies.push('entry cap reached: stopped reading /proc');
+    const out = await this.#exec(
+      'volatile',
+      argv,
+      async (stdout) => {
+        let cur: { header: string[]; parts: Buffer[]; len: number; over: boolean } | undefined;
+        for await (const ev of demuxFrames(stdout, key)) {
+          if (ev.type === 'error') {
+            anomalies.push(`framing: ${ev.reason} at byte ${ev.offset}`);
             return;
           }
-          cur = { header: ev.header, parts: [], len: 0, over: false };
-          continue;
-        }
-        if (!cur) continue;
-        if (ev.type === 'data') {
-          if (!this.budget.takeBytes(ev.chunk.length)) {
-            anomalies.push('byte budget exhausted during /proc read');
-            return;
+          if (ev.type === 'begin') {
+            if (!this.budget.takeEntry() || ++frames > o.limits.maxEntriesPerArtifact) {
+              anomalies.push('entry cap reached: stopped reading /proc');
+              return;
+            }
+            cur = { header: ev.header, parts: [], len: 0, over: false };
+            continue;
           }
-          if (cur.len + ev.chunk.length > cap) {
-            cur.parts.push(ev.chunk.subarray(0, Math.max(0, cap - cur.len)));
-            cur.len = cap;
-            cur.over = true;
+          if (!cur) continue;
+          if (ev.type === 'data') {
+            if (!this.budget.takeBytes(ev.chunk.length)) {
+              anomalies.push('byte budget exhausted during /proc read');
+              return;
+            }
+            if (cur.len + ev.chunk.length > cap) {
+              cur.parts.push(ev.chunk.subarray(0, Math.max(0, cap - cur.len)));
+              cur.len = cap;
+              cur.over = true;
+            } else {
+              cur.parts.push(Buffer.from(ev.chunk));
+              cur.len += ev.chunk.length;
+            }
+            continue;
+          }
+          // end
+          const h = cur.header;
+          const body = Buffer.concat(cur.parts);
+          const rcNote = ev.rc === 0 || ev.rc === null ? {} : { details: { rc: ev.rc } };
+          const trunc = cur.over
+            ? { status: 'truncated' as const, reason: `per-file cap of ${cap} bytes` }
+            : {};
+          cur = undefined;
+          if (h[0] === 'S' && h.length === 2) {
+            selfPid = /^\d{1,10}$/.test(body.toString()) ? body.toString() : undefined;
+          } else if (h[0] === 'G' && h.length === 2 && files.includes(h[1] ?? '')) {
+            if (ev.rc !== 0 && body.length === 0) {
+              await this.record(
+                this.#c(`proc/system/${h[1]}`),
+                'skipped',
+                `not readable (rc ${ev.rc})`,
+                this.#meta(src),
+              );
+            } else
+              await this.storeBuffer(
+                this.#c(`proc/system/${h[1]}`),
+                body,
+                this.#meta(src, { ...rcNote, ...trunc }),
+              );
+          } else if (
+            h[0] === 'P' &&
+            h.length === 3 &&
+            /^\d{1,10}$/.test(h[1] ?? '') &&
+            fields.includes(h[2] as (typeof fields)[number])
+          ) {
+            const pid = h[1] as string;
+            const field = h[2] as string;
+            const p = proc(pid);
+            if (field === 'cmdline')
+              p.cmdline = body.toString('utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
+            if (field === 'status') p.status = body.toString('utf8').slice(0, 65536);
+            if (field === 'comm') p.comm = body.toString('utf8').trim();
+            if (ev.rc !== 0 && body.length === 0) continue;
+            if (field === 'environ') {
+              const env = transformEnviron(body, environ);
+              await this.storeBuffer(
+                this.#c(`proc/${pid}/environ.json`),
+                `${JSON.stringify({ mode: environ, variables: env }, null, 2)}\n`,
+                this.#meta(src, { contentType: 'application/json', ...trunc }),
+              );
+            } else
+              await this.storeBuffer(
+                this.#c(`proc/${pid}/${field.replace('/', '_')}`),
+                body,
+                this.#meta(src, { ...rcNote, ...trunc }),
+              );
+          } else if (
+            h[0] === 'L' &&
+            h.length === 3 &&
+            /^\d{1,10}$/.test(h[1] ?? '') &&
+            ['exe', 'cwd', 'root'].includes(h[2] ?? '')
+          ) {
+            if (body.length)
+              proc(h[1] as string).links[h[2] as string] = body.toString('utf8').replace(/\n$/, '');
+          } else if (
+            h[0] === 'D' &&
+            h.length === 3 &&
+            /^\d{1,10}$/.test(h[1] ?? '') &&
+            ['fd', 'ns'].includes(h[2] ?? '')
+          ) {
+            const p = proc(h[1] as string);
+            const parts = body.toString('utf8').split('\0');
+            for (let i = 0; i + 1 < parts.length; i += 2) {
+              const name = parts[i] as string;
+              if (!/^[0-9a-z_]{1,32}$/.test(name)) continue;
+              (h[2] === 'fd' ? p.fds : p.ns)[name] = (parts[i + 1] as string).replace(/\n$/, '');
+            }
+          } else if (h[0] === 'M') {
+            anomalies.push(`more than ${maxProcs} processes: the rest were not read`);
           } else {
-            cur.parts.push(Buffer.from(ev.chunk));
-            cur.len += ev.chunk.length;
+            anomalies.push(`unexpected frame header ${JSON.stringify(h.join(' ').slice(0, 100))}`);
           }
-          continue;
         }
-        // end
-        const h = cur.header;
-        const body = Buffer.concat(cur.parts);
-        const rcNote = ev.rc === 0 || ev.rc === null ? {} : { details: { rc: ev.rc } };
-        const trunc = cur.over ? { status: 'truncated' as const, reason: `per-file cap of ${cap} bytes` } : {};
-        cur = undefined;
-        if (h[0] === 'S' && h.length === 2) {
-          selfPid = /^\d{1,10}$/.test(body.toString()) ? body.toString() : undefined;
-        } else if (h[0] === 'G' && h.length === 2 && files.includes(h[1] ?? '')) {
-          if (ev.rc !== 0 && body.length === 0) {
-            await this.record(this.#c(`proc/system/${h[1]}`), 'skipped', `not readable (rc ${ev.rc})`, this.#meta(src));
-          } else await this.storeBuffer(this.#c(`proc/system/${h[1]}`), body, this.#meta(src, { ...rcNote, ...trunc }));
-        } else if (h[0] === 'P' && h.length === 3 && /^\d{1,10}$/.test(h[1] ?? '') && fields.includes(h[2] as (typeof fields)[number])) {
-          const pid = h[1] as string;
-          const field = h[2] as string;
-          const p = proc(pid);
-          if (field === 'cmdline') p.cmdline = body.toString('utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
-          if (field === 'status') p.status = body.toString('utf8').slice(0, 65536);
-          if (field === 'comm') p.comm = body.toString('utf8').trim();
-          if (ev.rc !== 0 && body.length === 0) continue;
-          if (field === 'environ') {
-            const env = transformEnviron(body, environ);
-            await this.storeBuffer(this.#c(`proc/${pid}/environ.json`), `${JSON.stringify({ mode: environ, variables: env }, null, 2)}\n`, this.#meta(src, { contentType: 'application/json', ...trunc }));
-          } else await this.storeBuffer(this.#c(`proc/${pid}/${field.replace('/', '_')}`), body, this.#meta(src, { ...rcNote, ...trunc }));
-        } else if (h[0] === 'L' && h.length === 3 && /^\d{1,10}$/.test(h[1] ?? '') && ['exe', 'cwd', 'root'].includes(h[2] ?? '')) {
-          if (body.length) proc(h[1] as string).links[h[2] as string] = body.toString('utf8').replace(/\n$/, '');
-        } else if (h[0] === 'D' && h.length === 3 && /^\d{1,10}$/.test(h[1] ?? '') && ['fd', 'ns'].includes(h[2] ?? '')) {
-          const p = proc(h[1] as string);
-          const parts = body.toString('utf8').split('\0');
-          for (let i = 0; i + 1 < parts.length; i += 2) {
-            const name = parts[i] as string;
-            if (!/^[0-9a-z_]{1,32}$/.test(name)) continue;
-            (h[2] === 'fd' ? p.fds : p.ns)[name] = (parts[i + 1] as string).replace(/\n$/, '');
-          }
-        } else if (h[0] === 'M') {
-          anomalies.push(`more than ${maxProcs} processes: the rest were not read`);
-        } else {
-          anomalies.push(`unexpected frame header ${JSON.stringify(h.join(' ').slice(0, 100))}`);
-        }
-      }
-    }, { stdin: `${key}\n` });
+      },
+      { stdin: `${key}\n` },
+    );
     if (out.error) this.reasons.push(`volatile exec: ${out.error}`);
     for (const a of anomalies) this.reasons.push(`volatile: ${a}`);
     // per-process summary and links
@@ -743,12 +1000,21 @@ export class TargetRun {
       });
     }
     if (per.length > 0) {
-      await this.storeBuffer(this.#c('proc/processes.json'), `${JSON.stringify({ collectorShellPid: selfPid ? Number(selfPid) : undefined, processes: table }, null, 2)}\n`, this.#meta(src, { argv, contentType: 'application/json', ...(anomalies.length ? { details: { anomalies } } : {}) }));
+      await this.storeBuffer(
+        this.#c('proc/processes.json'),
+        `${JSON.stringify({ collectorShellPid: selfPid ? Number(selfPid) : undefined, processes: table }, null, 2)}\n`,
+        this.#meta(src, {
+          argv,
+          contentType: 'application/json',
+          ...(anomalies.length ? { details: { anomalies } } : {}),
+        }),
+      );
     }
     // bytes of deleted / writable-dir executables and deleted fds
     if (exeMode === 'none' || maxExe === 0 || per.length === 0) return;
     if (mode === 'builtins') {
-      if (table.some((r) => r.exeDeleted)) this.reasons.push('deleted executables present but not recoverable with shell builtins only');
+      if (table.some((r) => r.exeDeleted))
+        this.reasons.push('deleted executables present but not recoverable with shell builtins only');
       return;
     }
     const rels: string[] = [];
@@ -757,7 +1023,10 @@ export class TargetRun {
       if (r.collector) continue;
       const exe = typeof r.exe === 'string' ? r.exe : undefined;
       if (exe) {
-        const want = exeMode === 'all' || (exe.endsWith(' (deleted)') && true) || (exeMode === 'writable' && WRITABLE_EXE.test(exe));
+        const want =
+          exeMode === 'all' ||
+          (exe.endsWith(' (deleted)') && true) ||
+          (exeMode === 'writable' && WRITABLE_EXE.test(exe));
         if (want && !seenTargets.has(exe)) {
           seenTargets.add(exe);
           rels.push(`${r.pid}/exe`);
@@ -765,7 +1034,10 @@ export class TargetRun {
       }
       for (const [fd, target] of Object.entries((r.fds as Record<string, string>) ?? {})) {
         if (!/^\d+$/.test(fd)) continue;
-        if ((target.startsWith('memfd:') || (target.endsWith(' (deleted)') && !target.startsWith('/dev/'))) && !seenTargets.has(`${r.pid}:${target}`)) {
+        if (
+          (target.startsWith('memfd:') || (target.endsWith(' (deleted)') && !target.startsWith('/dev/'))) &&
+          !seenTargets.has(`${r.pid}:${target}`)
+        ) {
           seenTargets.add(`${r.pid}:${target}`);
           rels.push(`${r.pid}/fd/${fd}`);
         }
@@ -777,51 +1049,94 @@ export class TargetRun {
     }
   }
 
-  async #procBytes(rels: readonly string[], cap: number, mode: ReadMode, src: { kind: string; profile?: string; item?: string }, table: Record<string, unknown>[]): Promise<void> {
+  async #procBytes(
+    rels: readonly string[],
+    cap: number,
+    mode: ReadMode,
+    src: { kind: string; profile?: string; item?: string },
+    table: Record<string, unknown>[],
+  ): Promise<void> {
     const shell = this.probe?.shell ?? 'sh';
     const argv = procBytesArgv(shell, mode, this.#o.target.fs.procBase, cap, rels);
     const key = newFrameKey();
     const anomalies: string[] = [];
-    const out = await this.#exec('process-bytes', argv, async (stdout) => {
-      let cur: { rel: string; stream: Readable & { push(c: Buffer | null): boolean }; hash: ReturnType<typeof createHash>; len: number; rec: Promise<ArtifactRecord> } | undefined;
-      for await (const ev of demuxFrames(stdout, key)) {
-        if (ev.type === 'error') {
-          anomalies.push(ev.reason);
-          cur?.stream.push(null);
-          if (cur) await cur.rec;
-          return;
-        }
-        if (ev.type === 'begin') {
-          const rel = ev.header[0] === 'X' && ev.header.length === 2 ? (ev.header[1] ?? '') : '';
-          if (!rels.includes(rel)) {
-            anomalies.push('unexpected frame');
+    const out = await this.#exec(
+      'process-bytes',
+      argv,
+      async (stdout) => {
+        let cur:
+          | {
+              rel: string;
+              stream: Readable & { push(c: Buffer | null): boolean };
+              hash: ReturnType<typeof createHash>;
+              len: number;
+              rec: Promise<ArtifactRecord>;
+            }
+          | undefined;
+        for await (const ev of demuxFrames(stdout, key)) {
+          if (ev.type === 'error') {
+            anomalies.push(ev.reason);
+            cur?.stream.push(null);
+            if (cur) await cur.rec;
             return;
           }
-          const stream = new Readable({ read() {} });
-          const row = table.find((r) => String(r.pid) === rel.split('/')[0]);
-          const name = rel.endsWith('/exe') ? `proc/${rel.split('/')[0]}/exe.bin` : `proc/${rel.replace('/fd/', '/fd-')}.bin`;
-          const hash = createHash('sha256');
-          const c = { rel, stream, hash, len: 0, rec: Promise.resolve(undefined as unknown as ArtifactRecord) };
-          c.rec = this.storeStream(this.#c(name), stream, this.#meta(src, { argv, contentType: 'application/octet-stream', details: { process: row ? { pid: row.pid, exe: row.exe, cmdline: row.cmdline } : undefined, cap } }), () =>
-            c.len >= cap ? { status: 'truncated', reason: `capped at ${cap} bytes (UAC-style cap for process images)` } : {},
-          );
-          cur = c;
-          continue;
+          if (ev.type === 'begin') {
+            const rel = ev.header[0] === 'X' && ev.header.length === 2 ? (ev.header[1] ?? '') : '';
+            if (!rels.includes(rel)) {
+              anomalies.push('unexpected frame');
+              return;
+            }
+            const stream = new Readable({ read() {} });
+            const row = table.find((r) => String(r.pid) === rel.split('/')[0]);
+            const name = rel.endsWith('/exe')
+              ? `proc/${rel.split('/')[0]}/exe.bin`
+              : `proc/${rel.replace('/fd/', '/fd-')}.bin`;
+            const hash = createHash('sha256');
+            const c = {
+              rel,
+              stream,
+              hash,
+              len: 0,
+              rec: Promise.resolve(undefined as unknown as ArtifactRecord),
+            };
+            c.rec = this.storeStream(
+              this.#c(name),
+              stream,
+              this.#meta(src, {
+                argv,
+                contentType: 'application/octet-stream',
+                details: {
+                  process: row ? { pid: row.pid, exe: row.exe, cmdline: row.cmdline } : undefined,
+                  cap,
+                },
+              }),
+              () =>
+                c.len >= cap
+                  ? {
+                      status: 'truncated',
+                      reason: `capped at ${cap} bytes (UAC-style cap for process images)`,
+                    }
+                  : {},
+            );
+            cur = c;
+            continue;
+          }
+          if (!cur) continue;
+          if (ev.type === 'data') {
+            if (cur.len >= cap) continue;
+            const piece = ev.chunk.subarray(0, cap - cur.len);
+            cur.len += piece.length;
+            cur.hash.update(piece);
+            cur.stream.push(Buffer.from(piece));
+            continue;
+          }
+          cur.stream.push(null);
+          await cur.rec;
+          cur = undefined;
         }
-        if (!cur) continue;
-        if (ev.type === 'data') {
-          if (cur.len >= cap) continue;
-          const piece = ev.chunk.subarray(0, cap - cur.len);
-          cur.len += piece.length;
-          cur.hash.update(piece);
-          cur.stream.push(Buffer.from(piece));
-          continue;
-        }
-        cur.stream.push(null);
-        await cur.rec;
-        cur = undefined;
-      }
-    }, { stdin: `${key}\n` });
+      },
+      { stdin: `${key}\n` },
+    );
     if (out.error) this.reasons.push(`process bytes exec: ${out.error}`);
     for (const a of anomalies) this.reasons.push(`process bytes: ${a}`);
   }
@@ -831,7 +1146,8 @@ export class TargetRun {
   async #metadataPhase(specs: readonly ProfileSpec[]): Promise<Map<string, ListedEntry> | undefined> {
     const o = this.#o;
     const items: { profile: string; item: FileItem }[] = [];
-    for (const s of specs) for (const i of s.items) if (i.kind === 'file') items.push({ profile: s.name, item: i });
+    for (const s of specs)
+      for (const i of s.items) if (i.kind === 'file') items.push({ profile: s.name, item: i });
     if (items.length === 0) return undefined;
     const roots = new Map<string, number>();
     for (const { item } of items) {
@@ -843,9 +1159,18 @@ export class TargetRun {
     const prefix = o.target.fs.root.replace(/\/+$/, '');
     const rootList = [...roots].map(([root, maxDepth]) => ({ root: `${prefix}${root}`, maxDepth }));
     const shell = this.probe?.shell ?? 'sh';
-    const kind = this.strategy.listing === 'find-stat' ? 'find' : this.strategy.listing === 'find' ? 'find-typed' : 'shell';
+    const kind =
+      this.strategy.listing === 'find-stat'
+        ? 'find'
+        : this.strategy.listing === 'find'
+          ? 'find-typed'
+          : 'shell';
     const argv = listingArgv(shell, kind, rootList);
-    const src = { kind: 'listing', profile: [...new Set(items.map((i) => i.profile))].join(','), item: 'file-items' };
+    const src = {
+      kind: 'listing',
+      profile: [...new Set(items.map((i) => i.profile))].join(','),
+      item: 'file-items',
+    };
     const cap = Math.min(o.limits.maxArtifactBytes, 256 * 1024 * 1024);
     let raw: Buffer = Buffer.alloc(0);
     let over = false;
@@ -853,7 +1178,12 @@ export class TargetRun {
     const out = await this.#exec('listing', argv, async (stdout) => {
       const [toStore, toParse, stopTee] = tee(stdout);
       let res: ExecOutcome<void> | undefined;
-      rec = this.storeStream(this.#c('files/listing.raw'), toStore, this.#meta(src, { argv, contentType: 'application/octet-stream' }), () => (res?.error ? { status: 'failed', reason: res.error } : {}));
+      rec = this.storeStream(
+        this.#c('files/listing.raw'),
+        toStore,
+        this.#meta(src, { argv, contentType: 'application/octet-stream' }),
+        () => (res?.error ? { status: 'failed', reason: res.error } : {}),
+      );
       const parts: Buffer[] = [];
       let n = 0;
       for await (const c of toParse) {
@@ -873,7 +1203,8 @@ export class TargetRun {
     if (out.error) this.reasons.push(`listing exec: ${out.error}`);
     if (over) this.reasons.push('listing larger than 256 MiB: cut');
     const parsed = parseListing(raw, prefix, o.limits.maxEntriesPerArtifact);
-    if (parsed.capped) this.reasons.push(`listing has more than ${o.limits.maxEntriesPerArtifact} entries: cut`);
+    if (parsed.capped)
+      this.reasons.push(`listing has more than ${o.limits.maxEntriesPerArtifact} entries: cut`);
     const entries = new Map<string, ListedEntry>();
     for (const e of parsed.entries) entries.set(e.path, e);
     if (this.strategy.stat) {
@@ -886,7 +1217,14 @@ export class TargetRun {
         const sargv = statArgv(expected.map((x) => x.full));
         const sres = await this.#exec(`stat-${bi}`, sargv, async (stdout) => {
           const [toStore, toParse] = tee(stdout);
-          const r = this.storeStream(this.#c(`files/stat-${String(bi).padStart(3, '0')}.raw`), toStore, this.#meta(src, { argv: ['stat', '-c', sargv[2] as string, '--', `<${expected.length} listed paths>`], contentType: 'text/plain' }));
+          const r = this.storeStream(
+            this.#c(`files/stat-${String(bi).padStart(3, '0')}.raw`),
+            toStore,
+            this.#meta(src, {
+              argv: ['stat', '-c', sargv[2] as string, '--', `<${expected.length} listed paths>`],
+              contentType: 'text/plain',
+            }),
+          );
           const parts: Buffer[] = [];
           for await (const c of toParse) parts.push(c as Buffer);
           await r;
@@ -897,7 +1235,14 @@ export class TargetRun {
       }
     }
     const list = [...entries.values()];
-    await this.storeBuffer(this.#c('files/bodyfile.txt'), renderBodyfile(list), this.#meta(src, { contentType: 'text/plain', details: { entries: list.length, rejectedRecords: parsed.rejected, listing: this.strategy.listing } }));
+    await this.storeBuffer(
+      this.#c('files/bodyfile.txt'),
+      renderBodyfile(list),
+      this.#meta(src, {
+        contentType: 'text/plain',
+        details: { entries: list.length, rejectedRecords: parsed.rejected, listing: this.strategy.listing },
+      }),
+    );
     return entries;
   }
 
@@ -925,7 +1270,15 @@ export class TargetRun {
             if (!existing.items.includes(item.id)) existing.items.push(item.id);
             continue;
           }
-          const row: FileRow = { path: e.path, items: [item.id], mode, type: e.type, listedSize: e.size, take: 0, status: 'skipped' };
+          const row: FileRow = {
+            path: e.path,
+            items: [item.id],
+            mode,
+            type: e.type,
+            listedSize: e.size,
+            take: 0,
+            status: 'skipped',
+          };
           if (!e.requestable) {
             row.reason = 'name is not valid UTF-8: cannot be passed to exec';
             skipped.push(row);
@@ -951,7 +1304,11 @@ export class TargetRun {
     for (const mode of ['copy', 'hash', 'jwt'] as const) {
       const group = [...rows.values()].filter((r) => r.mode === mode);
       if (group.length === 0) continue;
-      const batches = batchByChars(group, (r) => `${o.target.fs.root}${r.path}12345678`, o.limits.maxArgvChars);
+      const batches = batchByChars(
+        group,
+        (r) => `${o.target.fs.root}${r.path}12345678`,
+        o.limits.maxArgvChars,
+      );
       for (const batch of batches) {
         if (o.signal.aborted) break;
         if (this.strategy.content === 'tar') await this.#tarBatch(batch, mode, tokens);
@@ -960,13 +1317,31 @@ export class TargetRun {
     }
     const all = [...rows.values(), ...skipped].sort((a, b) => (a.path < b.path ? -1 : 1));
     const src = { kind: 'files', profile: specs.map((s) => s.name).join(','), item: 'file-items' };
-    await this.storeBuffer(this.#c('files/index.json'), `${JSON.stringify({ strategy: this.strategy.content, root: o.target.fs.root, files: all }, null, 2)}\n`, this.#meta(src, { contentType: 'application/json' }));
+    await this.storeBuffer(
+      this.#c('files/index.json'),
+      `${JSON.stringify({ strategy: this.strategy.content, root: o.target.fs.root, files: all }, null, 2)}\n`,
+      this.#meta(src, { contentType: 'application/json' }),
+    );
     if (tokens.length) {
-      await this.storeBuffer(this.#c('files/tokens.json'), `${JSON.stringify(tokens, null, 2)}\n`, this.#meta({ ...src, item: 'jwt' }, { contentType: 'application/json', details: { note: 'decoded header and claims only; raw tokens and signatures are not stored' } }));
+      await this.storeBuffer(
+        this.#c('files/tokens.json'),
+        `${JSON.stringify(tokens, null, 2)}\n`,
+        this.#meta(
+          { ...src, item: 'jwt' },
+          {
+            contentType: 'application/json',
+            details: { note: 'decoded header and claims only; raw tokens and signatures are not stored' },
+          },
+        ),
+      );
     }
   }
 
-  async #tarBatch(batch: FileRow[], mode: 'copy' | 'hash' | 'jwt', tokens: Record<string, unknown>[]): Promise<void> {
+  async #tarBatch(
+    batch: FileRow[],
+    mode: 'copy' | 'hash' | 'jwt',
+    tokens: Record<string, unknown>[],
+  ): Promise<void> {
     const o = this.#o;
     const prefix = o.target.fs.root.replace(/\/+$/, '');
     const expected = new Map<string, string>();
@@ -974,7 +1349,11 @@ export class TargetRun {
     const argv = tarArgv(batch.map((r) => `${prefix}${r.path}`));
     const n = ++this.#seq;
     const streamPath = this.#c(`files/content-${String(n).padStart(3, '0')}.tar`);
-    const src = { kind: 'files', profile: undefined, item: [...new Set(batch.flatMap((r) => r.items))].join(',') };
+    const src = {
+      kind: 'files',
+      profile: undefined,
+      item: [...new Set(batch.flatMap((r) => r.items))].join(','),
+    };
     const kept = new Map<string, Buffer>();
     let result: Awaited<ReturnType<typeof receiveTar>> | undefined;
     const outcome = await this.#exec(`content-${n}`, argv, async (stdout) => {
@@ -985,8 +1364,15 @@ export class TargetRun {
         const [toStore, toParse, stop] = tee(stdout);
         parseSide = toParse;
         stopTee = stop;
-        rec = this.storeStream(streamPath, toStore, this.#meta(src, { argv: ['tar', 'cf', '-', '--', `<${batch.length} paths, see files/index.json>`], contentType: 'application/x-tar' }), () =>
-          result && !result.ok ? { status: 'failed', reason: result.reason ?? 'archive rejected' } : {},
+        rec = this.storeStream(
+          streamPath,
+          toStore,
+          this.#meta(src, {
+            argv: ['tar', 'cf', '-', '--', `<${batch.length} paths, see files/index.json>`],
+            contentType: 'application/x-tar',
+          }),
+          () =>
+            result && !result.ok ? { status: 'failed', reason: result.reason ?? 'archive rejected' } : {},
         );
       }
       result = await receiveTar(parseSide, {
@@ -1011,7 +1397,12 @@ export class TargetRun {
       const e = r?.entries.find((x) => x.requestedPath === row.path);
       if (!e) {
         row.status = 'failed';
-        row.reason = r?.ok === false ? `not received: ${r.reason}` : outcome.error ? `not received: ${outcome.error}` : 'not in the archive (vanished or unreadable)';
+        row.reason =
+          r?.ok === false
+            ? `not received: ${r.reason}`
+            : outcome.error
+              ? `not received: ${outcome.error}`
+              : 'not in the archive (vanished or unreadable)';
         continue;
       }
       row.entry = e.name;
@@ -1031,115 +1422,193 @@ export class TargetRun {
         row.reason = 'entry shorter than its header claims';
       } else {
         row.status = mode === 'copy' ? 'copied' : mode === 'hash' ? 'hashed' : 'claims';
-        if (mode === 'jwt') tokens.push({ path: row.path, ...jwtRecord(kept.get(row.path) ?? Buffer.alloc(0), e.bytes, e.sha256) });
+        if (mode === 'jwt')
+          tokens.push({
+            path: row.path,
+            ...jwtRecord(kept.get(row.path) ?? Buffer.alloc(0), e.bytes, e.sha256),
+          });
       }
     }
     if (r && !r.ok) this.reasons.push(`tar stream ${streamPath}: ${r.reason}`);
     if (outcome.error) this.reasons.push(`tar exec ${streamPath}: ${outcome.error}`);
     if (r) {
-      const suspicious = r.entries.filter((e) => e.flags.some((f) => f !== 'duplicate-entry' && !f.endsWith('-not-followed')));
-      const idx = { argv, exitCode: outcome.exitCode, error: outcome.error, ok: r.ok, reason: r.reason, streamBytes: r.streamBytes, streamSha256: r.streamSha256, sawEndOfArchive: r.sawEndOfArchive, missing: r.missing, suspicious: suspicious.length, entries: r.entries };
-      await this.storeBuffer(`${streamPath.replace(/\.tar$/, '')}.index.json`, `${JSON.stringify(idx, null, 2)}\n`, this.#meta(src, { contentType: 'application/json', details: { mode } }));
+      const suspicious = r.entries.filter((e) =>
+        e.flags.some((f) => f !== 'duplicate-entry' && !f.endsWith('-not-followed')),
+      );
+      const idx = {
+        argv,
+        exitCode: outcome.exitCode,
+        error: outcome.error,
+        ok: r.ok,
+        reason: r.reason,
+        streamBytes: r.streamBytes,
+        streamSha256: r.streamSha256,
+        sawEndOfArchive: r.sawEndOfArchive,
+        missing: r.missing,
+        suspicious: suspicious.length,
+        entries: r.entries,
+      };
+      await this.storeBuffer(
+        `${streamPath.replace(/\.tar$/, '')}.index.json`,
+        `${JSON.stringify(idx, null, 2)}\n`,
+        this.#meta(src, { contentType: 'application/json', details: { mode } }),
+      );
     }
   }
 
-  async #framedBatch(batch: FileRow[], mode: 'copy' | 'hash' | 'jwt', tokens: Record<string, unknown>[]): Promise<void> {
+  async #framedBatch(
+    batch: FileRow[],
+    mode: 'copy' | 'hash' | 'jwt',
+    tokens: Record<string, unknown>[],
+  ): Promise<void> {
     const o = this.#o;
     const prefix = o.target.fs.root.replace(/\/+$/, '');
     const shell = this.probe?.shell ?? 'sh';
-    const readMode: ReadMode = this.strategy.content === 'builtins' ? 'builtins' : this.strategy.headCap ? 'head' : 'cat';
-    const argv = filesArgv(shell, readMode, batch.map((r) => ({ path: `${prefix}${r.path}`, take: r.take })));
+    const readMode: ReadMode =
+      this.strategy.content === 'builtins' ? 'builtins' : this.strategy.headCap ? 'head' : 'cat';
+    const argv = filesArgv(
+      shell,
+      readMode,
+      batch.map((r) => ({ path: `${prefix}${r.path}`, take: r.take })),
+    );
     const n = ++this.#seq;
     const streamPath = this.#c(`files/content-${String(n).padStart(3, '0')}.frames`);
-    const src = { kind: 'files', profile: undefined, item: [...new Set(batch.flatMap((r) => r.items))].join(',') };
+    const src = {
+      kind: 'files',
+      profile: undefined,
+      item: [...new Set(batch.flatMap((r) => r.items))].join(','),
+    };
     const key = newFrameKey();
     const anomalies: string[] = [];
-    const outcome = await this.#exec(`content-${n}`, argv, async (stdout) => {
-      let parseSide: Readable = stdout;
-      let rec: Promise<ArtifactRecord> | undefined;
-      let stopTee: (() => void) | undefined;
-      if (mode === 'copy') {
-        const [toStore, toParse, stop] = tee(stdout);
-        parseSide = toParse;
-        stopTee = stop;
-        rec = this.storeStream(streamPath, toStore, this.#meta(src, { argv: [shell, '-c', '<files script>', `<${batch.length} paths, see files/index.json>`], contentType: 'application/octet-stream', details: { format: 'frames: \\n<key> B <i> F|L|N [take]\\n<bytes>\\n<key> E <rc>\\n; key in files/index.json' } }), () =>
-          anomalies.length ? { status: 'failed', reason: anomalies.join('; ') } : {},
-        );
-      }
-      let cur: { row: FileRow; hash: ReturnType<typeof createHash>; len: number; over: boolean; kept: Buffer[]; kind: string; offset: number; link: Buffer[] } | undefined;
-      for await (const ev of demuxFrames(parseSide, key)) {
-        if (ev.type === 'error') {
-          anomalies.push(`${ev.reason} at byte ${ev.offset}`);
-          break;
+    const outcome = await this.#exec(
+      `content-${n}`,
+      argv,
+      async (stdout) => {
+        let parseSide: Readable = stdout;
+        let rec: Promise<ArtifactRecord> | undefined;
+        let stopTee: (() => void) | undefined;
+        if (mode === 'copy') {
+          const [toStore, toParse, stop] = tee(stdout);
+          parseSide = toParse;
+          stopTee = stop;
+          rec = this.storeStream(
+            streamPath,
+            toStore,
+            this.#meta(src, {
+              argv: [shell, '-c', '<files script>', `<${batch.length} paths, see files/index.json>`],
+              contentType: 'application/octet-stream',
+              details: {
+                format:
+                  'frames: \\n<key> B <i> F|L|N [take]\\n<bytes>\\n<key> E <rc>\\n; key in files/index.json',
+              },
+            }),
+            () => (anomalies.length ? { status: 'failed', reason: anomalies.join('; ') } : {}),
+          );
         }
-        if (ev.type === 'begin') {
-          const idx = Number(ev.header[0]);
-          const row = Number.isInteger(idx) ? batch[idx] : undefined;
-          if (!row || !this.budget.takeEntry()) {
-            anomalies.push(row ? 'entry budget exhausted' : `unexpected frame ${JSON.stringify(ev.header.join(' ').slice(0, 80))}`);
+        let cur:
+          | {
+              row: FileRow;
+              hash: ReturnType<typeof createHash>;
+              len: number;
+              over: boolean;
+              kept: Buffer[];
+              kind: string;
+              offset: number;
+              link: Buffer[];
+            }
+          | undefined;
+        for await (const ev of demuxFrames(parseSide, key)) {
+          if (ev.type === 'error') {
+            anomalies.push(`${ev.reason} at byte ${ev.offset}`);
             break;
           }
-          cur = { row, hash: createHash('sha256'), len: 0, over: false, kept: [], kind: ev.header[1] ?? '?', offset: ev.offset, link: [] };
-          continue;
-        }
-        if (!cur) continue;
-        if (ev.type === 'data') {
-          if (mode !== 'copy' && !this.budget.takeBytes(ev.chunk.length)) {
-            anomalies.push(`${this.budget.exhaustedBy(ev.chunk.length) ?? 'byte'} budget exhausted`);
-            break;
+          if (ev.type === 'begin') {
+            const idx = Number(ev.header[0]);
+            const row = Number.isInteger(idx) ? batch[idx] : undefined;
+            if (!row || !this.budget.takeEntry()) {
+              anomalies.push(
+                row
+                  ? 'entry budget exhausted'
+                  : `unexpected frame ${JSON.stringify(ev.header.join(' ').slice(0, 80))}`,
+              );
+              break;
+            }
+            cur = {
+              row,
+              hash: createHash('sha256'),
+              len: 0,
+              over: false,
+              kept: [],
+              kind: ev.header[1] ?? '?',
+              offset: ev.offset,
+              link: [],
+            };
+            continue;
           }
-          if (cur.kind === 'L') {
-            if (cur.len < 4096) cur.link.push(Buffer.from(ev.chunk.subarray(0, 4096 - cur.len)));
+          if (!cur) continue;
+          if (ev.type === 'data') {
+            if (mode !== 'copy' && !this.budget.takeBytes(ev.chunk.length)) {
+              anomalies.push(`${this.budget.exhaustedBy(ev.chunk.length) ?? 'byte'} budget exhausted`);
+              break;
+            }
+            if (cur.kind === 'L') {
+              if (cur.len < 4096) cur.link.push(Buffer.from(ev.chunk.subarray(0, 4096 - cur.len)));
+              cur.len += ev.chunk.length;
+              continue;
+            }
+            const room = cur.row.take - cur.len;
+            const piece = room >= ev.chunk.length ? ev.chunk : ev.chunk.subarray(0, Math.max(0, room));
+            if (piece.length < ev.chunk.length) cur.over = true;
+            cur.hash.update(piece);
+            if (mode === 'jwt') cur.kept.push(Buffer.from(piece));
             cur.len += ev.chunk.length;
             continue;
           }
-          const room = cur.row.take - cur.len;
-          const piece = room >= ev.chunk.length ? ev.chunk : ev.chunk.subarray(0, Math.max(0, room));
-          if (piece.length < ev.chunk.length) cur.over = true;
-          cur.hash.update(piece);
-          if (mode === 'jwt') cur.kept.push(Buffer.from(piece));
-          cur.len += ev.chunk.length;
-          continue;
-        }
-        const row = cur.row;
-        row.stream = mode === 'copy' ? streamPath : undefined;
-        if (cur.kind === 'L') {
-          row.status = 'link';
-          row.linkTarget = Buffer.concat(cur.link).toString('utf8').replace(/\n$/, '');
-          row.reason = 'symbolic link: not followed';
-        } else if (cur.kind === 'N') {
-          row.status = 'skipped';
-          row.reason = 'not a regular file (or vanished) when read';
-        } else {
-          row.bytes = Math.min(cur.len, row.take);
-          row.sha256 = cur.hash.digest('hex');
-          row.offset = cur.offset;
-          if (cur.over) {
-            row.status = 'failed';
-            row.reason = `received ${cur.len} bytes for a frame of ${row.take}: the reader in the container did not honour the cap (hash covers the first ${row.take})`;
-          } else if (ev.rc !== 0 && cur.len === 0) {
-            row.status = 'failed';
-            row.reason = `not readable (rc ${ev.rc})`;
-            row.sha256 = undefined;
+          const row = cur.row;
+          row.stream = mode === 'copy' ? streamPath : undefined;
+          if (cur.kind === 'L') {
+            row.status = 'link';
+            row.linkTarget = Buffer.concat(cur.link).toString('utf8').replace(/\n$/, '');
+            row.reason = 'symbolic link: not followed';
+          } else if (cur.kind === 'N') {
+            row.status = 'skipped';
+            row.reason = 'not a regular file (or vanished) when read';
           } else {
-            row.status = mode === 'copy' ? 'copied' : mode === 'hash' ? 'hashed' : 'claims';
-            if (cur.len < row.take) row.reason = `file shrank while read (${cur.len} of ${row.take} bytes)`;
-            if (row.listedSize !== undefined && row.listedSize > row.take) {
-              row.status = 'truncated';
-              row.reason = `read the first ${row.take} of ${row.listedSize} bytes`;
+            row.bytes = Math.min(cur.len, row.take);
+            row.sha256 = cur.hash.digest('hex');
+            row.offset = cur.offset;
+            if (cur.over) {
+              row.status = 'failed';
+              row.reason = `received ${cur.len} bytes for a frame of ${row.take}: the reader in the container did not honour the cap (hash covers the first ${row.take})`;
+            } else if (ev.rc !== 0 && cur.len === 0) {
+              row.status = 'failed';
+              row.reason = `not readable (rc ${ev.rc})`;
+              row.sha256 = undefined;
+            } else {
+              row.status = mode === 'copy' ? 'copied' : mode === 'hash' ? 'hashed' : 'claims';
+              if (cur.len < row.take) row.reason = `file shrank while read (${cur.len} of ${row.take} bytes)`;
+              if (row.listedSize !== undefined && row.listedSize > row.take) {
+                row.status = 'truncated';
+                row.reason = `read the first ${row.take} of ${row.listedSize} bytes`;
+              }
+              if (readMode === 'builtins')
+                row.reason = [row.reason, 'read with shell builtins: text only, NUL bytes lost']
+                  .filter(Boolean)
+                  .join('; ');
+              if (mode === 'jwt')
+                tokens.push({ path: row.path, ...jwtRecord(Buffer.concat(cur.kept), row.bytes, row.sha256) });
             }
-            if (readMode === 'builtins') row.reason = [row.reason, 'read with shell builtins: text only, NUL bytes lost'].filter(Boolean).join('; ');
-            if (mode === 'jwt') tokens.push({ path: row.path, ...jwtRecord(Buffer.concat(cur.kept), row.bytes, row.sha256) });
           }
+          cur = undefined;
         }
-        cur = undefined;
-      }
-      if (anomalies.length) {
-        if (stopTee) stopTee();
-        else parseSide.destroy();
-      }
-      if (rec) await rec;
-    }, { stdin: `${key}\n` });
+        if (anomalies.length) {
+          if (stopTee) stopTee();
+          else parseSide.destroy();
+        }
+        if (rec) await rec;
+      },
+      { stdin: `${key}\n` },
+    );
     for (const row of batch) {
       if (row.status === 'skipped' && !row.reason) {
         row.status = 'failed';
@@ -1148,16 +1617,27 @@ export class TargetRun {
     }
     if (anomalies.length) this.reasons.push(`framed stream ${streamPath}: ${anomalies.join('; ')}`);
     if (mode === 'copy') {
-      await this.storeBuffer(`${streamPath.replace(/\.frames$/, '')}.index.json`, `${JSON.stringify({ argv, key, exitCode: outcome.exitCode, error: outcome.error, anomalies, entries: batch.map((r) => ({ path: r.path, status: r.status, offset: r.offset, bytes: r.bytes, sha256: r.sha256, reason: r.reason })) }, null, 2)}\n`, this.#meta(src, { contentType: 'application/json' }));
+      await this.storeBuffer(
+        `${streamPath.replace(/\.frames$/, '')}.index.json`,
+        `${JSON.stringify({ argv, key, exitCode: outcome.exitCode, error: outcome.error, anomalies, entries: batch.map((r) => ({ path: r.path, status: r.status, offset: r.offset, bytes: r.bytes, sha256: r.sha256, reason: r.reason })) }, null, 2)}\n`,
+        this.#meta(src, { contentType: 'application/json' }),
+      );
     }
   }
 
   /** Builds the report after finalize/abort. */
-  report(startedAt: Date, location: string | undefined, acquisitionId: string | undefined, manifestSha256: string | undefined, finalized: boolean): TargetReport {
+  report(
+    startedAt: Date,
+    location: string | undefined,
+    acquisitionId: string | undefined,
+    manifestSha256: string | undefined,
+    finalized: boolean,
+  ): TargetReport {
     const t = this.#o.target;
     let status: TargetStatus = 'complete';
     const reasons = [...new Set(this.reasons)];
-    if (!finalized || reasons.length > 0 || this.counts.failed > 0 || this.counts.truncated > 0) status = 'partial';
+    if (!finalized || reasons.length > 0 || this.counts.failed > 0 || this.counts.truncated > 0)
+      status = 'partial';
     if (!this.pod && this.counts.complete === 0) status = 'failed';
     if (!finalized && this.counts.complete === 0) status = 'failed';
     return {

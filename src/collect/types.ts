@@ -17,7 +17,7 @@ import type {
 } from '../kube/index.js';
 import type { Logger } from '../util/index.js';
 import type { ProbeResult, Strategy } from './probe.js';
-import type { ProfileSpec } from './schema.js';
+import type { ProfileSpec, ProfileSpecInput } from './schema.js';
 
 /**
  * The part of `KubeClient` the collector uses. A `KubeClient` satisfies it; `exec` and `getPod`
@@ -222,13 +222,17 @@ export interface ArtifactProfile {
   /** `api` profiles run for every container; `exec` profiles need a shell-capable container. Default `exec`. */
   readonly needs?: 'api' | 'exec' | undefined;
   /** Whether it applies to this target (default: always). */
-  appliesTo?(ctx: { target: ResolvedTarget; pod: Pod | undefined; probe: ProbeResult | undefined }): ApplyDecision;
+  appliesTo?(ctx: {
+    target: ResolvedTarget;
+    pod: Pod | undefined;
+    probe: ProbeResult | undefined;
+  }): ApplyDecision;
   /** Collects; throwing marks the profile failed for this target (the acquisition goes on). */
   collect(ctx: CollectContext): Promise<void>;
 }
 
-/** A profile given to the collector: programmatic, declarative, or a built-in's name. */
-export type ProfileInput = ArtifactProfile | ProfileSpec | string;
+/** A profile given to the collector: programmatic, declarative (validated or as written), or a built-in's name. */
+export type ProfileInput = ArtifactProfile | ProfileSpec | ProfileSpecInput | string;
 
 /** Per-target outcome. */
 export type TargetStatus = 'complete' | 'partial' | 'failed';

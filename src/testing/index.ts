@@ -53,6 +53,38 @@ export type {
 } from './fake-cluster/types.js';
 
 // --- sandbox runtime ---
+export {
+  APP_BINARY,
+  type CraftedTarEntry,
+  craftedTar,
+  createSandboxRuntime,
+  deepPathComponents,
+  HOSTILE_PATHS,
+  type HostileFilesOptions,
+  hostileFiles,
+  hostileNames,
+  hostileProcesses,
+  hostileTarEntries,
+  type SandboxBinaryEntry,
+  type SandboxContainerOptions,
+  type SandboxDirEntry,
+  type SandboxEntry,
+  type SandboxEntryMeta,
+  type SandboxFifoEntry,
+  type SandboxFileEntry,
+  type SandboxFileMap,
+  type SandboxGrowingEntry,
+  type SandboxHardlinkEntry,
+  type SandboxPath,
+  type SandboxPreset,
+  type SandboxProcessSpec,
+  SandboxRuntime,
+  type SandboxRuntimeContainer,
+  type SandboxRuntimeOptions,
+  type SandboxSparseEntry,
+  type SandboxSymlinkEntry,
+  sandboxEphemeralContainerRuntime,
+} from './sandbox/index.js';
 
 // --- fake aws ---
 

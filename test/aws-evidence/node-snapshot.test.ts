@@ -217,6 +217,45 @@ describe.skipIf(skip)('snapshotNode against moto_server', () => {
     expect(['completed', 'pending']).toContain(r.status);
   });
 
+  it('reports pending when the wait bound is reached, after polling DescribeSnapshots', async () => {
+    const slow = new EC2Client(motoConfig(moto.endpoint));
+    let polls = 0;
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'DescribeSnapshotsCommand') {
+          polls++;
+          const o = out.output as { Snapshots?: Array<{ State?: string; Progress?: string }> };
+          for (const snap of o.Snapshots ?? []) {
+            snap.State = 'pending';
+            snap.Progress = '42%';
+          }
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'testPending' },
+    );
+    const w = await TestWriter.open();
+    const r = await snapshotNode({
+      bundle: w,
+      ec2: slow,
+      node: { name: 'n3', providerID: `aws:///us-east-1a/${instanceId}` },
+      waitTimeoutMs: 120,
+      pollIntervalMs: 20,
+    });
+    slow.destroy();
+    expect(r.status).toBe('pending');
+    expect(r.reason).toMatch(/still pending after 120 ms/);
+    expect(polls).toBeGreaterThan(2);
+    expect(r.snapshots.every((s) => s.state === 'pending' && s.progress === '42%')).toBe(true);
+    const doc = JSON.parse(w.artifact('aws/node-snapshot/n3.json')?.body.toString('utf8') ?? '{}') as {
+      status: string;
+    };
+    expect(doc.status).toBe('pending');
+    // snapshot ids are in custody even though they are not complete
+    expect(w.changes.filter((c) => c.kind === 'aws-ebs-snapshot-created')).toHaveLength(r.snapshots.length);
+  });
+
   it('skips a Fargate pod with the reason and never calls EC2', async () => {
     const w = await TestWriter.open();
     // a client for a closed port: any call would fail

@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type ArtifactProfile,
   ArtifactCollector,
   type ArtifactCollectorOptions,
+  type ArtifactProfile,
   type ProfileSpecInput,
   parseProfileSpec,
   type TargetReport,
@@ -51,10 +51,16 @@ describe.skipIf(skip)('hostile containers', () => {
     env = await startEnv();
   }, 60_000);
   afterAll(async () => {
+    const t0 = Date.now();
     await env?.close();
-  });
+    process.stderr.write(`env.close took ${Date.now() - t0} ms\n`);
+  }, 180_000);
 
-  async function acquire(files: FileList, opts: Partial<ArtifactCollectorOptions> = {}, extra: { processes?: boolean } = {}): Promise<TargetReport> {
+  async function acquire(
+    files: FileList,
+    opts: Partial<ArtifactCollectorOptions> = {},
+    extra: { processes?: boolean } = {},
+  ): Promise<TargetReport> {
     const t = await addSandboxPod(
       env,
       { preset: 'busybox', files, ...(extra.processes ? { processes: hostileProcesses() } : {}) },
@@ -75,10 +81,13 @@ describe.skipIf(skip)('hostile containers', () => {
     expect(r.status).toBe('partial');
     expect(r.reasons.join('\n')).toMatch(/tar stream .*content-001\.tar/);
     const loc = r.location as string;
-    const idx = bundleJson<{ ok: boolean; reason: string; entries: { name: string; type: string; flags: string[] }[]; streamSha256: string; streamBytes: number }>(
-      loc,
-      'containers/app/files/content-001.index.json',
-    );
+    const idx = bundleJson<{
+      ok: boolean;
+      reason: string;
+      entries: { name: string; type: string; flags: string[] }[];
+      streamSha256: string;
+      streamBytes: number;
+    }>(loc, 'containers/app/files/content-001.index.json');
     expect(idx.ok).toBe(false);
     const flags = (name: string) => idx.entries.find((e) => e.name === name)?.flags ?? [];
     expect(flags('app/../../../../../../tmp/eksf-escape-dotdot.txt')).toContain('dot-dot-name');
@@ -87,12 +96,18 @@ describe.skipIf(skip)('hostile containers', () => {
     expect(flags('app/hard')).toContain('link-not-followed');
     expect(idx.reason).toMatch(/Unexpected end of data|truncated|not a valid tar/);
     // the raw stream is kept as received and its hash matches the index
-    const manifest = bundleJson<{ artifacts: { path: string; sha256?: string; status: string; reason?: string }[] }>(loc, 'manifest.json');
+    const manifest = bundleJson<{
+      artifacts: { path: string; sha256?: string; status: string; reason?: string }[];
+    }>(loc, 'manifest.json');
     const raw = manifest.artifacts.find((a) => a.path === 'containers/app/files/content-001.tar');
     expect(raw?.status).toBe('failed');
     expect(raw?.sha256).toBe(idx.streamSha256);
     // nothing escaped, on the host or in the bundle
-    for (const p of ['/tmp/eksf-escape-dotdot.txt', '/tmp/eksf-escape-absolute.txt', '/tmp/eksf-escape-through-symlink.txt']) {
+    for (const p of [
+      '/tmp/eksf-escape-dotdot.txt',
+      '/tmp/eksf-escape-absolute.txt',
+      '/tmp/eksf-escape-through-symlink.txt',
+    ]) {
       expect(existsSync(p)).toBe(false);
       expect(existsSync(join(loc, p))).toBe(false);
     }
@@ -103,7 +118,10 @@ describe.skipIf(skip)('hostile containers', () => {
   it('garbage instead of tar', async () => {
     const r = await acquire(fakeTar('head -c 300000 /dev/urandom'));
     expect(r.status).toBe('partial');
-    const idx = bundleJson<{ ok: boolean; reason: string }>(r.location as string, 'containers/app/files/content-001.index.json');
+    const idx = bundleJson<{ ok: boolean; reason: string }>(
+      r.location as string,
+      'containers/app/files/content-001.index.json',
+    );
     expect(idx.ok).toBe(false);
     expect(idx.reason).toMatch(/not a valid tar stream/);
   });
@@ -111,10 +129,11 @@ describe.skipIf(skip)('hostile containers', () => {
   it('a truncated archive', async () => {
     const archive = craftedTar([{ name: 'srv/app/a.txt', content: 'A'.repeat(5000) }]).subarray(0, 1500);
     const r = await acquire([...fakeTar('cat /srv/cut.tar'), { path: '/srv/cut.tar', content: archive }]);
-    const idx = bundleJson<{ ok: boolean; reason: string; entries: { name: string; bytes: number; flags: string[] }[] }>(
-      r.location as string,
-      'containers/app/files/content-001.index.json',
-    );
+    const idx = bundleJson<{
+      ok: boolean;
+      reason: string;
+      entries: { name: string; bytes: number; flags: string[] }[];
+    }>(r.location as string, 'containers/app/files/content-001.index.json');
     expect(idx.ok).toBe(false);
     expect(idx.reason).toMatch(/Unexpected end of data|truncated/);
     expect(filesIndex(r.location as string).find((x) => x.path === '/srv/app/a.txt')?.status).toBe('failed');
@@ -123,15 +142,22 @@ describe.skipIf(skip)('hostile containers', () => {
   it('a lying header size', async () => {
     const archive = craftedTar([{ name: 'srv/app/a.txt', content: 'short', claimedSize: 10 * 1024 * 1024 }]);
     const r = await acquire([...fakeTar('cat /srv/liar.tar'), { path: '/srv/liar.tar', content: archive }]);
-    const idx = bundleJson<{ ok: boolean; reason: string }>(r.location as string, 'containers/app/files/content-001.index.json');
+    const idx = bundleJson<{ ok: boolean; reason: string }>(
+      r.location as string,
+      'containers/app/files/content-001.index.json',
+    );
     expect(idx.ok).toBe(false);
     expect(r.reasons.join('\n')).toMatch(/content-001/);
   });
 
   it('output that never ends is cut at the artifact cap', async () => {
-    const r = await acquire(fakeTar('exec yes endless-output-endless-output'), { limits: { maxArtifactBytes: 2 * 1024 * 1024 } });
+    const r = await acquire(fakeTar('exec yes endless-output-endless-output'), {
+      limits: { maxArtifactBytes: 2 * 1024 * 1024 },
+    });
     expect(r.status).toBe('partial');
-    const manifest = bundleJson<{ artifacts: { path: string; bytes: number; status: string; reason?: string }[] }>(r.location as string, 'manifest.json');
+    const manifest = bundleJson<{
+      artifacts: { path: string; bytes: number; status: string; reason?: string }[];
+    }>(r.location as string, 'manifest.json');
     const raw = manifest.artifacts.find((a) => a.path === 'containers/app/files/content-001.tar');
     expect(raw?.bytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(['truncated', 'failed']).toContain(raw?.status);
@@ -146,7 +172,9 @@ describe.skipIf(skip)('hostile containers', () => {
   });
 
   it('awkward names, FIFOs, /dev/zero links, loops, sparse and deep paths with real tools', async () => {
-    const files = hostileFiles({ growing: true, sparseSize: 3 * 1024 ** 3 }).filter((f) => f.path !== HOSTILE_PATHS.tar);
+    const files = hostileFiles({ growing: true, sparseSize: 3 * 1024 ** 3 }).filter(
+      (f) => f.path !== HOSTILE_PATHS.tar,
+    );
     const names: ProfileSpecInput = {
       name: 'hostile-items',
       description: 'names, logs, loops, sparse',
@@ -166,13 +194,30 @@ describe.skipIf(skip)('hostile containers', () => {
         await ctx.writeArtifact('pwned-check.txt', res.stdout, { item: 'find' });
       },
     };
-    const r = await acquire(files, { profiles: [parseProfileSpec(names), pwnedCheck], limits: { maxArtifactBytes: 64 * 1024 * 1024 } }, { processes: true });
+    const r = await acquire(
+      files,
+      { profiles: [parseProfileSpec(names), pwnedCheck], limits: { maxArtifactBytes: 64 * 1024 * 1024 } },
+      { processes: true },
+    );
     expect(r.finalized).toBe(true);
     const loc = r.location as string;
     const rows = filesIndex(loc);
     const byPath = (p: string) => rows.find((x) => x.path === p);
-    for (const n of ['new\nline.txt', `quote'single.txt`, 'quote"double.txt', '$(touch pwned).txt', '`id`.txt', '-rf', '--help', ' leading space', '*', 'tab\there']) {
-      expect(byPath(`/srv/names/${n}`)?.status, `${n} ${JSON.stringify(byPath(`/srv/names/${n}`))}`).toBe('copied');
+    for (const n of [
+      'new\nline.txt',
+      `quote'single.txt`,
+      'quote"double.txt',
+      '$(touch pwned).txt',
+      '`id`.txt',
+      '-rf',
+      '--help',
+      ' leading space',
+      '*',
+      'tab\there',
+    ]) {
+      expect(byPath(`/srv/names/${n}`)?.status, `${n} ${JSON.stringify(byPath(`/srv/names/${n}`))}`).toBe(
+        'copied',
+      );
       expect(byPath(`/srv/names/${n}`)?.bytes, n).toBe('hostile name\n'.length);
     }
     expect(rows.find((x) => x.path.startsWith('/srv/names/bad-'))?.reason).toContain('not valid UTF-8');

@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactCollector, type TargetReport } from '../../src/collect/index.js';
 import type { SandboxEntry } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleHas, bundleJson, bundleText, collectedFile, type Env, filesIndex, sandboxMissing, startEnv } from './support.js';
+import {
+  addSandboxPod,
+  bundleHas,
+  bundleJson,
+  bundleText,
+  collectedFile,
+  type Env,
+  filesIndex,
+  sandboxMissing,
+  startEnv,
+} from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
@@ -28,7 +38,9 @@ describe.skipIf(skip)('collector strategies', () => {
   });
 
   async function acquire(options: Parameters<typeof addSandboxPod>[1]): Promise<TargetReport> {
-    const t = await addSandboxPod(env, options, { command: options.preset === 'busybox' ? ['sleep', '86400'] : undefined });
+    const t = await addSandboxPod(env, options, {
+      command: options.preset === 'busybox' ? ['sleep', '86400'] : undefined,
+    });
     const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
     const report = await collector.acquire({ kube: env.kube, ...t });
     return report.targets[0] as TargetReport;
@@ -36,14 +48,17 @@ describe.skipIf(skip)('collector strategies', () => {
 
   it('a container without tar: framed head/cat streams, binary-safe', async () => {
     const tools: Record<string, SandboxEntry> = {};
-    for (const t of ['cat', 'head', 'find', 'stat', 'readlink', 'date', 'wc']) tools[`/bin/${t}`] = { type: 'binary', binary: 'busybox' };
+    for (const t of ['cat', 'head', 'find', 'stat', 'readlink', 'date', 'wc'])
+      tools[`/bin/${t}`] = { type: 'binary', binary: 'busybox' };
     const r = await acquire({ preset: 'shell-only', files: { ...tools, ...planted } });
     expect(r.finalized).toBe(true);
     expect(r.strategy.content).toBe('framed');
     expect(r.strategy.notes.join(' ')).toContain('no working tar');
     const loc = r.location as string;
     expect((await collectedFile(loc, '/root/.ssh/authorized_keys'))?.toString()).toBe(AUTH_KEYS);
-    expect(await collectedFile(loc, '/tmp/.hidden/blob.bin')).toEqual(Buffer.from([0, 1, 2, 0xff, 0, 10, 13, 0]));
+    expect(await collectedFile(loc, '/tmp/.hidden/blob.bin')).toEqual(
+      Buffer.from([0, 1, 2, 0xff, 0, 10, 13, 0]),
+    );
     expect((await collectedFile(loc, '/tmp/.hidden/payload.sh'))?.toString()).toContain('203.0.113.9');
     expect(bundleHas(loc, 'containers/app/proc/processes.json')).toBe(true);
   });
@@ -64,7 +79,10 @@ describe.skipIf(skip)('collector strategies', () => {
     expect(probe.strategy.notes.join(' ')).toContain('NUL bytes');
     const custody = bundleJson<{ notes: string }>(loc, 'custody.json');
     expect(custody.notes).toContain('degraded');
-    const procs = bundleJson<{ processes: { cmdline?: string }[] }>(loc, 'containers/app/proc/processes.json').processes;
+    const procs = bundleJson<{ processes: { cmdline?: string }[] }>(
+      loc,
+      'containers/app/proc/processes.json',
+    ).processes;
     expect(procs.length).toBeGreaterThan(0);
   });
 
@@ -80,7 +98,10 @@ describe.skipIf(skip)('collector strategies', () => {
     expect(bundleHas(loc, 'containers/app/files/index.json')).toBe(false);
     const log = bundleText(loc, 'acquisition.log');
     expect(log).toContain('"step":"probe"');
-    const manifest = bundleJson<{ artifacts: { path: string; status: string; reason?: string }[] }>(loc, 'manifest.json');
+    const manifest = bundleJson<{ artifacts: { path: string; status: string; reason?: string }[] }>(
+      loc,
+      'manifest.json',
+    );
     const skipped = manifest.artifacts.find((a) => a.path === 'containers/app/exec-profiles');
     expect(skipped?.status).toBe('skipped');
     expect(skipped?.reason).toContain('needs ephemeral container');

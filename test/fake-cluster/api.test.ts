@@ -1,3 +1,5 @@
+import { request } from 'node:https';
+import { checkServerIdentity } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeCluster } from '../../src/testing/index.js';
 import { api, collect, execPath, rawExec } from './helpers.js';
@@ -409,6 +411,47 @@ describe('FakeCluster REST API', () => {
     expect(JSON.parse(badTarget.body).message).toBe(
       'Pod "distroless" is invalid: spec.ephemeralContainers[1].targetContainerName: Not found: "nope"',
     );
+  });
+
+  it('the certificate covers 127.0.0.1, localhost and options.tlsServerName only', async () => {
+    const get = (servername: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          `${cluster.server}/version`,
+          {
+            ca: cluster.caData,
+            servername,
+            headers: { Authorization: `Bearer ${cluster.adminToken}`, Host: servername },
+            checkServerIdentity: (_host, cert) => checkServerIdentity(servername, cert),
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await get('api.fake.example')).toBe(200);
+    expect(await get('localhost')).toBe(200);
+    await expect(get('other.example')).rejects.toThrow(/altnames/);
+  });
+
+  it('a container whose runtime stops reports terminated and refuses exec', async () => {
+    await cluster.addPod({
+      namespace: 'team-b',
+      name: 'dead',
+      containers: [{ name: 'c', image: 'x', options: { running: false } }],
+    });
+    const pod = JSON.parse((await api(cluster, 'GET', '/api/v1/namespaces/team-b/pods/dead')).body);
+    expect(pod.status.containerStatuses[0].state.terminated).toMatchObject({
+      exitCode: 0,
+      reason: 'Completed',
+    });
+    expect(pod.status.phase).toBe('Succeeded');
+    const s = await rawExec(cluster, execPath('dead', ['x'], { stdout: '1' }, 'team-b'));
+    await s.closed;
+    expect(JSON.parse(collect(s.frames, 3)).reason).toBe('InternalError');
   });
 
   it('close() is idempotent and stops serving', async () => {

@@ -389,7 +389,10 @@ describe('FakeCluster process lifecycle', () => {
   it('a handler that ignores stdin still ends with a status and a prompt close', async () => {
     const cluster = await FakeCluster.start();
     try {
-      await cluster.addPod({ name: 'p', containers: [{ name: 'c', image: 'x', options: { handler: () => 7 } }] });
+      await cluster.addPod({
+        name: 'p',
+        containers: [{ name: 'c', image: 'x', options: { handler: () => 7 } }],
+      });
       const s = await rawExec(cluster, execPath('p', ['anything'], { stdin: '1', stdout: '1' }));
       s.ws.send(Buffer.concat([Buffer.from([0]), Buffer.alloc(1 << 20)]));
       const t = Date.now();

@@ -155,6 +155,13 @@ describe.skipIf(skip)('kubectl conformance against FakeCluster', () => {
       /^docker\.io\/library\/nginx@sha256:[0-9a-f]{64}$/,
     );
 
+    const chunked = await k(['get', 'pods', '-A', '--chunk-size=1', '-o', 'name']);
+    expect(chunked.stdout).toBe('pod/hostpod\npod/web\n');
+    const empty = await k(['get', 'pods', '-n', 'nothing-here']);
+    expect(empty.stderr).toBe('No resources found in nothing-here namespace.\n');
+    const nodes = await k(['get', 'nodes', '-o', 'name']);
+    expect(nodes.stdout).toBe('node/fake-node-1\n');
+
     const sel = await k(['get', 'pods', '-l', 'app=web', '-o', 'name']);
     expect(sel.stdout).toBe('pod/web\n');
 
@@ -230,6 +237,7 @@ describe.skipIf(skip)('kubectl conformance against FakeCluster', () => {
   });
 
   it('kubectl exec used the WebSocket path (101), never SPDY', () => {
+    expect(cluster.requests.some((r) => r.url.includes('limit=1') && r.url.includes('continue='))).toBe(true);
     const execs = cluster.requests.filter((r) => r.url.includes('/exec?'));
     expect(execs.some((r) => r.status === 101 && r.method === 'GET')).toBe(true);
     // Only the viewer's RBAC-denied attempt falls back to SPDY (POST), as with a real server.

@@ -414,11 +414,12 @@ setInterval(() => {}, 1000);
     );
     const runChild = async (
       mode: string,
-    ): Promise<{ dir: string; pid: number; kill: () => Promise<void> }> => {
+    ): Promise<{ dir: string; pid: number; kill: () => Promise<void>; exited: Promise<unknown> }> => {
       const child = spawn(process.execPath, ['--import', 'tsx', script, mode], {
         stdio: ['ignore', 'pipe', 'inherit'],
         cwd: process.cwd(),
       });
+      const exited = new Promise((r) => child.once('exit', r));
       const line = await new Promise<string>((resolve, reject) => {
         let buf = '';
         child.stdout.on('data', (d: Buffer) => {
@@ -431,10 +432,10 @@ setInterval(() => {}, 1000);
       const info = JSON.parse(line) as { dir: string; pid: number };
       return {
         ...info,
+        exited,
         kill: async () => {
-          const exited = new Promise((r) => child.once('exit', r));
           if (child.exitCode === null) child.kill('SIGKILL');
-          await exited.catch(() => undefined);
+          await exited;
         },
       };
     };
@@ -448,7 +449,7 @@ setInterval(() => {}, 1000);
     };
 
     const a = await runChild('exit');
-    await a.kill(); // only waits: the child exits by itself
+    await a.exited;
     expect(await waitGone(a.pid)).toBe(true);
     expect(existsSync(a.dir)).toBe(false);
     expect(processesMentioning(a.dir)).toEqual([]);

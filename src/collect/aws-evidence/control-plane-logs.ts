@@ -265,6 +265,11 @@ export async function exportControlPlaneLogs(
   const endMs = toMs(options.endTime, 'endTime');
   if (endMs < startMs) throw new ConfigError('endTime is before startTime');
   const filter = options.filter;
+  for (const [k, v] of Object.entries(filter ?? {})) {
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) {
+      throw new ConfigError(`filter.${k} must be a non-empty string`);
+    }
+  }
   if (filter?.pod !== undefined && filter.namespace === undefined) {
     throw new ConfigError('filter.pod needs filter.namespace');
   }
@@ -449,7 +454,7 @@ export async function exportControlPlaneLogs(
       }
 
       // 2b. Decide how lines are selected.
-      let select: (message: string, state: ExportState) => { keep: boolean; malformed?: boolean };
+      let select: (message: string) => { keep: boolean; malformed?: boolean };
       const active = filterIsActive(filter);
       const collect =
         type === 'audit' && active && requested.has('authenticator') && filter.user === undefined;
@@ -655,7 +660,7 @@ interface StreamEventsInput {
   maxEvents: number;
   maxBytes: number;
   maxMessageBytes: number;
-  select: (message: string, state: ExportState) => { keep: boolean; malformed?: boolean };
+  select: (message: string) => { keep: boolean; malformed?: boolean };
   state: ExportState;
   ctx: CallCtx;
   timeUp: () => boolean;
@@ -705,7 +710,7 @@ async function* streamEvents(input: StreamEventsInput): AsyncGenerator<Uint8Arra
           if (!inChunk.has(ev.logStreamName) || ev.timestamp < input.startMs || ev.timestamp > input.endMs)
             continue;
           state.scanned++;
-          const sel = input.select(ev.message, state);
+          const sel = input.select(ev.message);
           if (sel.malformed) state.malformed++;
           if (!sel.keep) continue;
           if (state.exported >= input.maxEvents) {

@@ -269,6 +269,10 @@ function installExitHook(): void {
  * containers and exec over WebSocket (v5 and the legacy v4/v1 path) exactly as the real server
  * frames it. Containers run on pluggable runtimes (`scripted`, `host`, or your own).
  *
+ * Not served: `watch` (405), SPDY exec (400 with a clear message; kubectl ≥ 1.30 uses WebSocket),
+ * attach and port-forward, writes other than ephemeral containers. `follow=true` logs return the
+ * current content and end. A client that disconnects mid-exec gets its process killed.
+ *
  * @example
  * const cluster = await FakeCluster.start();
  * await cluster.addPod({ name: 'web', containers: [{ name: 'app', image: 'busybox', runtime: 'host' }] });
@@ -717,10 +721,15 @@ export class FakeCluster implements FakeClusterApi {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const q = url.searchParams;
     const method = req.method ?? 'GET';
-    const seg = path
-      .split('/')
-      .filter((s) => s.length > 0)
-      .map(decodeURIComponent);
+    let seg: string[];
+    try {
+      seg = path
+        .split('/')
+        .filter((s) => s.length > 0)
+        .map(decodeURIComponent);
+    } catch {
+      throw badRequest(`invalid escape in request path ${JSON.stringify(path)}`);
+    }
 
     // Discovery and other non-resource paths.
     const discovery = this.discovery(path);
@@ -1548,8 +1557,14 @@ export class FakeCluster implements FakeClusterApi {
       const url = new URL(req.url ?? '/', 'https://127.0.0.1');
       const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec\/?$/.exec(url.pathname);
       if (!m) throw status(404, 'NotFound', 'the server could not find the requested resource', {});
-      const namespace = decodeURIComponent(m[1] ?? '');
-      const name = decodeURIComponent(m[2] ?? '');
+      let namespace: string;
+      let name: string;
+      try {
+        namespace = decodeURIComponent(m[1] ?? '');
+        name = decodeURIComponent(m[2] ?? '');
+      } catch {
+        throw badRequest('invalid escape in request path');
+      }
       const method = req.method ?? 'GET';
       if (method !== 'GET' && method !== 'POST') {
         throw status(

@@ -66,7 +66,10 @@ export interface FakeEksPrincipal {
 
 /** EKS token authentication (structural aws-iam-authenticator checks, no STS call). */
 export interface FakeEksOptions {
-  /** Cluster name (the `x-k8s-aws-id` value; not verifiable without STS, kept for kubeconfigs). */
+  /**
+   * Cluster name. Informational: the real check of `x-k8s-aws-id` happens inside STS's signature
+   * verification, which an offline fake cannot repeat.
+   */
   clusterName: string;
   /** Principals that may authenticate, keyed by access key id. Unmapped keys get 401. */
   principals: readonly FakeEksPrincipal[];

@@ -224,11 +224,12 @@ async function startBwrap(
   bwrapArgs: readonly string[],
   extraFds: readonly number[],
   timeoutMs: number,
+  openStdin = false,
 ): Promise<Started> {
   const file = prefix.length > 0 ? t.nsenter : t.bwrap;
   const args = prefix.length > 0 ? [...prefix, '--', t.bwrap, ...bwrapArgs] : [...bwrapArgs];
   const child = spawn(file, args, {
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe', ...extraFds],
+    stdio: [openStdin ? 'pipe' : 'ignore', 'ignore', 'pipe', 'pipe', ...extraFds],
     env: { PATH: SYS_PATH },
   });
   let err = '';
@@ -295,6 +296,7 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
   /** The runtime's temporary directory (every rootfs lives below it; removed by `close()`). */
   readonly dir: string;
   private readonly pods = new Map<string, Promise<PodHolder>>();
+  private readonly holderPids = new Set<number>();
   private readonly containers = new Set<SandboxContainer>();
   private closed = false;
 
@@ -354,7 +356,10 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
         ],
         [],
         this.options.startTimeoutMs ?? 15_000,
-      ).then((started) => ({ started, refs: 0 }));
+      ).then((started) => {
+        this.holderPids.add(started.initPid);
+        return { started, refs: 0 };
+      });
       this.pods.set(ref.uid, p);
       p.catch(() => this.pods.delete(ref.uid));
     }
@@ -369,8 +374,9 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
     if (!p) return;
     const holder = await p.catch(() => null);
     if (!holder) return;
-    if (--holder.refs > 0) return;
+    if (--holder.refs > 0 && !this.closed) return;
     this.pods.delete(uid);
+    this.holderPids.delete(holder.started.initPid);
     killQuiet(holder.started.initPid);
     holder.started.child.kill('SIGKILL');
     await holder.started.exited;
@@ -394,9 +400,7 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
   /** @internal synchronous last-resort cleanup from the process `exit` hook. */
   killSync(): void {
     for (const c of this.containers) c.killSync();
-    for (const p of this.pods.values()) {
-      void p.then((h) => killQuiet(h.started.initPid));
-    }
+    for (const pid of this.holderPids) killQuiet(pid);
     removeTreeSync(this.dir);
   }
 }
@@ -439,7 +443,7 @@ class SandboxContainer implements SandboxRuntimeContainer {
   }
 
   async start(): Promise<void> {
-    const opts = this.spec.options ?? {};
+    const opts = parseSandboxOptions(this.spec.options, this.spec.name);
     const target = this.spec.target;
     if (target !== undefined && !(target instanceof SandboxContainer)) {
       throw new ConfigError(
@@ -515,6 +519,8 @@ class SandboxContainer implements SandboxRuntimeContainer {
         args,
         fds,
         this.rt.options.startTimeoutMs ?? 15_000,
+        // Ephemeral (debug) containers are created with `stdin: true`: a shell entrypoint waits on it.
+        target !== undefined,
       );
     } finally {
       for (const fd of fds) closeSync(fd);

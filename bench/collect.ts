@@ -1,0 +1,233 @@
+/**
+ * Collector figures, on the sandbox runtime of FakeCluster (real processes, exec over WebSocket):
+ *
+ * 1. `triage` of one busybox container end to end: wall time (median), bytes stored, peak RSS of
+ *    the child process that runs client + FakeCluster + sandbox.
+ * 2. 50 containers acquired with concurrency 1 vs 8: wall times and the speed-up ratio.
+ * 3. A 1 GiB file artifact through exec → tar stream → hash → DirectorySink, as a ratio against
+ *    `cat file | openssl dgst -sha256` over a same-size file on the same machine in the same run.
+ *
+ * Needs root, bwrap, busybox and nsenter (the sandbox runtime). Run alone:
+ * `npx tsx bench/collect.ts [runs] [containers]`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { ArtifactCollector, DirectorySink, KubeClient } from '../src/index.js';
+import { FakeCluster } from '../src/testing/index.js';
+import { createSandboxRuntime, hostileProcesses } from '../src/testing/sandbox/index.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
+};
+
+/** What {@link benchCollect} returns. */
+export interface CollectBenchResult {
+  /** Triage of one container. */
+  triage: { runs: number; medianMs: number; runsMs: number[]; bytes: number; artifacts: number; peakRssMiB: number };
+  /** Many containers, concurrency 1 vs 8. */
+  scale: { containers: number; c1Ms: number; c8Ms: number; speedup: number; allComplete: boolean };
+  /** 1 GiB file artifact vs `cat | openssl dgst -sha256`. */
+  bigFile: {
+    bytes: number;
+    runs: number;
+    collectorMedianMs: number;
+    collectorMiBPerSec: number;
+    opensslMedianMs: number;
+    opensslMiBPerSec: number;
+    /** opensslMedianMs / collectorMedianMs: 1.0 means as fast as the local pipe. */
+    ratioToOpenssl: number;
+    sha256Matches: boolean;
+  };
+}
+
+interface Env {
+  cluster: FakeCluster;
+  kube: KubeClient;
+  root: string;
+  close(): Promise<void>;
+}
+
+async function startEnv(): Promise<Env> {
+  const sandbox = await createSandboxRuntime();
+  const cluster = await FakeCluster.start({ runtimes: { sandbox } });
+  const kube = new KubeClient({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken, timeoutMs: 60_000 });
+  const root = await mkdtemp(join(tmpdir(), 'eksf-bench-collect-'));
+  return {
+    cluster,
+    kube,
+    root,
+    async close() {
+      await cluster.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+let seq = 0;
+async function addPod(env: Env, files: Record<string, unknown> = {}, processes = false): Promise<{ namespace: string; pod: string; container: string }> {
+  const pod = `bench-${seq++}`;
+  await env.cluster.addPod({
+    namespace: 'bench',
+    name: pod,
+    containers: [
+      {
+        name: 'app',
+        image: 'busybox:1.36',
+        runtime: 'sandbox',
+        command: ['sleep', '86400'],
+        options: { preset: 'busybox', files, ...(processes ? { processes: hostileProcesses() } : {}) },
+      },
+    ],
+  });
+  return { namespace: 'bench', pod, container: 'app' };
+}
+
+const compromise = {
+  '/tmp/.x/xmrig': { content: `\x7fELF${'M'.repeat(500_000)}`, executable: true },
+  '/root/.ssh/authorized_keys': { content: 'ssh-ed25519 AAAA attacker\n' },
+  '/etc/ld.so.preload': { content: '/usr/lib/libprocesshider.so\n' },
+  '/etc/crontabs/root': { content: '* * * * * /tmp/.x/xmrig\n' },
+  '/var/log/nginx/access.log': { type: 'symlink', target: '/dev/stdout' },
+  '/var/log/app/app.log': { content: 'log line\n'.repeat(50_000) },
+};
+
+/** Child mode: triage runs, prints JSON with peak RSS of this process. */
+async function triageChild(runs: number): Promise<void> {
+  const env = await startEnv();
+  try {
+    const runsMs: number[] = [];
+    let bytes = 0;
+    let artifacts = 0;
+    for (let i = 0; i < runs; i++) {
+      const t = await addPod(env, compromise, true);
+      const collector = new ArtifactCollector({ sink: new DirectorySink({ root: env.root }), profiles: ['triage'] });
+      const t0 = performance.now();
+      const report = await collector.acquire({ kube: env.kube, ...t });
+      runsMs.push(performance.now() - t0);
+      const r = report.targets[0];
+      bytes = r?.bytes ?? 0;
+      artifacts = (r?.artifacts.complete ?? 0) + (r?.artifacts.truncated ?? 0);
+      if (r?.status !== 'complete') throw new Error(`triage not complete: ${JSON.stringify(r?.reasons)}`);
+    }
+    const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+    process.stdout.write(`${JSON.stringify({ runsMs, bytes, artifacts, peakRssMiB })}\n`);
+  } finally {
+    await env.close();
+  }
+}
+
+async function triageFigures(runs: number): Promise<CollectBenchResult['triage']> {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, ['--import', 'tsx', self, '--triage-child', String(runs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  if (code !== 0) throw new Error(`triage child failed (${code})`);
+  const j = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { runsMs: number[]; bytes: number; artifacts: number; peakRssMiB: number };
+  return { runs, medianMs: Math.round(median(j.runsMs)), runsMs: j.runsMs.map(Math.round), bytes: j.bytes, artifacts: j.artifacts, peakRssMiB: Math.round(j.peakRssMiB) };
+}
+
+async function scaleFigures(env: Env, containers: number): Promise<CollectBenchResult['scale']> {
+  const targets = [];
+  for (let i = 0; i < containers; i++) targets.push({ kube: env.kube, ...(await addPod(env, compromise)) });
+  const timeIt = async (concurrency: number) => {
+    const collector = new ArtifactCollector({ sink: new DirectorySink({ root: env.root, fsyncArtifacts: false }), profiles: ['triage'], concurrency });
+    const t0 = performance.now();
+    const report = await collector.acquire(targets);
+    return { ms: performance.now() - t0, complete: report.status === 'complete' };
+  };
+  const c8 = await timeIt(8);
+  const c1 = await timeIt(1);
+  return { containers, c1Ms: Math.round(c1.ms), c8Ms: Math.round(c8.ms), speedup: Number((c1.ms / c8.ms).toFixed(2)), allComplete: c1.complete && c8.complete };
+}
+
+async function bigFileFigures(env: Env, runs: number): Promise<CollectBenchResult['bigFile']> {
+  const bytes = GiB;
+  // same content on both sides: 1 GiB of zeros (sparse), plus a marker so the hash is not trivial
+  const marker = 'eks-forensics bench marker\n';
+  const t = await addPod(env, { '/data/big.img': { type: 'sparse', size: bytes, data: [{ offset: 0, content: marker }] } });
+  const hostFile = join(env.root, 'big.img');
+  await writeFile(hostFile, marker);
+  await truncate(hostFile, bytes);
+  const profile = {
+    name: 'big-file',
+    description: 'one large file',
+    items: [{ id: 'big', kind: 'file' as const, paths: ['/data/big.img'], maxFileSize: '2GB' }],
+  };
+  const collectorMs: number[] = [];
+  const opensslMs: number[] = [];
+  let sha = '';
+  let collectedSha: string | undefined;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const { stdout } = await run('sh', ['-c', 'cat "$1" | openssl dgst -sha256', 'sh', hostFile], { maxBuffer: MiB });
+    opensslMs.push(performance.now() - t0);
+    sha = stdout.trim().split(/\s+/).pop() ?? '';
+    const collector = new ArtifactCollector({
+      sink: new DirectorySink({ root: env.root, fsyncArtifacts: false }),
+      profiles: [profile],
+      limits: { maxArtifactBytes: 2 * GiB },
+    });
+    const t1 = performance.now();
+    const report = await collector.acquire({ kube: env.kube, ...t });
+    collectorMs.push(performance.now() - t1);
+    const loc = report.targets[0]?.location as string;
+    const { readFile } = await import('node:fs/promises');
+    const idx = JSON.parse(await readFile(join(loc, 'containers/app/files/index.json'), 'utf8')) as { files: { path: string; sha256?: string }[] };
+    collectedSha = idx.files.find((f) => f.path === '/data/big.img')?.sha256;
+    await rm(loc, { recursive: true, force: true });
+  }
+  const cm = median(collectorMs);
+  const om = median(opensslMs);
+  return {
+    bytes,
+    runs,
+    collectorMedianMs: Math.round(cm),
+    collectorMiBPerSec: Math.round(bytes / MiB / (cm / 1000)),
+    opensslMedianMs: Math.round(om),
+    opensslMiBPerSec: Math.round(bytes / MiB / (om / 1000)),
+    ratioToOpenssl: Number((om / cm).toFixed(3)),
+    sha256Matches: collectedSha === sha,
+  };
+}
+
+/** Runs the collector benchmarks and returns the figures (needs the sandbox runtime). */
+export async function benchCollect(opts: { runs?: number; containers?: number } = {}): Promise<CollectBenchResult> {
+  const runs = opts.runs ?? 3;
+  const triage = await triageFigures(runs);
+  const env = await startEnv();
+  try {
+    const bigFile = await bigFileFigures(env, runs);
+    const scale = await scaleFigures(env, opts.containers ?? 50);
+    return { triage, scale, bigFile };
+  } finally {
+    await env.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv[2] === '--triage-child') {
+    triageChild(Number(process.argv[3] ?? 3)).catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+  } else {
+    benchCollect({ runs: Number(process.argv[2] ?? 3), containers: Number(process.argv[3] ?? 50) })
+      .then((r) => console.log(JSON.stringify(r, null, 2)))
+      .catch((err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      });
+  }
+}

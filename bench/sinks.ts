@@ -1,0 +1,225 @@
+/**
+ * Evidence sink throughput and memory.
+ *
+ * Streams one large artifact through each local sink (DirectorySink with and without per-artifact
+ * fsync, TarSink, TarSink gzip level 1) and compares the time with `openssl dgst -sha256` over
+ * the same file in the same run (the hashing ceiling). Each sink run is a child process so its
+ * peak RSS is its own; the directory sink also runs at a quarter of the size to show that memory
+ * does not grow with the artifact.
+ *
+ * Run alone: `npx tsx bench/sinks.ts [sizeMiB] [runs]`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+/** One sink measured against the openssl ceiling. */
+export interface SinkFigure {
+  sink: string;
+  bytes: number;
+  /** Median wall time of the sink runs, ms. */
+  medianMs: number;
+  /** MiB/s at the median. */
+  mibPerSec: number;
+  /** opensslMedianMs / medianMs: 1.0 means as fast as `openssl dgst -sha256` on the same bytes. */
+  ratioToOpenssl: number;
+  /** Largest peak RSS of the child process over the runs, MiB. */
+  peakRssMiB: number;
+  /** Every run's time, ms. */
+  runsMs: number[];
+}
+
+/** What {@link benchSinks} returns. */
+export interface SinkBenchResult {
+  bytes: number;
+  runs: number;
+  opensslMedianMs: number;
+  opensslMiBPerSec: number;
+  sinks: SinkFigure[];
+  /** Peak RSS of the directory sink for a quarter-size artifact vs the full size (MiB). */
+  memory: { smallBytes: number; smallPeakRssMiB: number; largePeakRssMiB: number; growthMiB: number };
+  /** DirectorySink (no per-artifact fsync) ratio ≥ 0.8. */
+  directoryTargetMet: boolean;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
+};
+
+/** Writes `bytes` of deterministic, non-repeating-per-MiB data to `file` without holding it in memory. */
+async function generate(file: string, bytes: number): Promise<void> {
+  const block = Buffer.allocUnsafe(MiB);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < MiB; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    block.writeUInt32LE(x >>> 0, i);
+  }
+  const fh = await open(file, 'w');
+  try {
+    for (let off = 0, n = 0; off < bytes; off += MiB, n++) {
+      block.writeUInt32LE(n, 0); // every MiB differs
+      block.writeUInt32LE(Math.imul(n, 2654435761) >>> 0, MiB / 2);
+      await fh.write(block, 0, Math.min(MiB, bytes - off));
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function opensslOnce(file: string): Promise<{ ms: number; sha256: string }> {
+  const t = performance.now();
+  const { stdout } = await run('openssl', ['dgst', '-sha256', '-r', file]);
+  return { ms: performance.now() - t, sha256: stdout.split(' ')[0] ?? '' };
+}
+
+interface WorkerOut {
+  ms: number;
+  sha256: string;
+  maxRssKiB: number;
+}
+
+function worker(sink: string, file: string, out: string): Promise<WorkerOut> {
+  const self = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', self, '--worker', sink, file, out], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`bench worker ${sink} exited ${code}`));
+      else resolve(JSON.parse(text.trim().split('\n').pop() ?? '{}') as WorkerOut);
+    });
+  });
+}
+
+/** Child-process side: one artifact through one sink. */
+async function workerMain(sinkName: string, file: string, out: string): Promise<void> {
+  const ev = await import('../src/evidence/index.js');
+  const sink =
+    sinkName === 'directory'
+      ? new ev.DirectorySink({ root: out })
+      : sinkName === 'directory-nofsync'
+        ? new ev.DirectorySink({ root: out, fsyncArtifacts: false })
+        : sinkName === 'tar'
+          ? new ev.TarSink({ root: out })
+          : new ev.TarSink({ root: out, gzip: true, gzipLevel: 1 });
+  const t = performance.now();
+  const w = await sink.open({ acquisitionId: 'bench' });
+  const rec = await w.writeArtifact('artifact.bin', createReadStream(file, { highWaterMark: MiB }), {
+    source: { kind: 'bench' },
+  });
+  await w.finalize();
+  const ms = performance.now() - t;
+  if (rec.status !== 'complete') throw new Error(`artifact ${rec.status}: ${rec.reason}`);
+  process.stdout.write(
+    `${JSON.stringify({ ms, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
+  );
+}
+
+/**
+ * Measures every local sink against `openssl dgst -sha256`. Default 1 GiB, 3 runs each.
+ *
+ * @example const r = await benchSinks(); console.table(r.sinks);
+ */
+export async function benchSinks(
+  options: { bytes?: number; runs?: number; log?: (line: string) => void } = {},
+): Promise<SinkBenchResult> {
+  const bytes = options.bytes ?? 1024 * MiB;
+  const runs = Math.max(3, options.runs ?? 3);
+  const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dir = await mkdtemp(join(tmpdir(), 'eksf-bench-sinks-'));
+  try {
+    const data = join(dir, 'data.bin');
+    const small = join(dir, 'small.bin');
+    await generate(data, bytes);
+    await generate(small, Math.floor(bytes / 4));
+    await opensslOnce(data); // warm the page cache
+    const ssl: number[] = [];
+    let expected = '';
+    for (let i = 0; i < runs; i++) {
+      const r = await opensslOnce(data);
+      ssl.push(r.ms);
+      expected = r.sha256;
+    }
+    const opensslMedianMs = median(ssl);
+    log(`openssl dgst -sha256: ${(bytes / MiB / (opensslMedianMs / 1000)).toFixed(0)} MiB/s`);
+
+    const sinks: SinkFigure[] = [];
+    for (const name of ['directory-nofsync', 'directory', 'tar', 'tar.gz']) {
+      const times: number[] = [];
+      let peak = 0;
+      for (let i = 0; i < runs; i++) {
+        const out = join(dir, `out-${name}-${i}`);
+        const r = await worker(name, data, out);
+        await rm(out, { recursive: true, force: true });
+        if (r.sha256 !== expected)
+          throw new Error(`${name}: sha256 ${r.sha256} differs from openssl ${expected}`);
+        times.push(r.ms);
+        peak = Math.max(peak, r.maxRssKiB / 1024);
+      }
+      const medianMs = median(times);
+      const fig: SinkFigure = {
+        sink: name,
+        bytes,
+        medianMs: Math.round(medianMs),
+        mibPerSec: Math.round(bytes / MiB / (medianMs / 1000)),
+        ratioToOpenssl: Number((opensslMedianMs / medianMs).toFixed(3)),
+        peakRssMiB: Math.round(peak),
+        runsMs: times.map(Math.round),
+      };
+      sinks.push(fig);
+      log(`${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl}, peak RSS ${fig.peakRssMiB} MiB`);
+    }
+    let smallPeak = 0;
+    for (let i = 0; i < runs; i++) {
+      const out = join(dir, `out-small-${i}`);
+      const r = await worker('directory-nofsync', small, out);
+      await rm(out, { recursive: true, force: true });
+      smallPeak = Math.max(smallPeak, r.maxRssKiB / 1024);
+    }
+    const largePeak = sinks.find((s) => s.sink === 'directory-nofsync')?.peakRssMiB ?? 0;
+    const memory = {
+      smallBytes: Math.floor(bytes / 4),
+      smallPeakRssMiB: Math.round(smallPeak),
+      largePeakRssMiB: largePeak,
+      growthMiB: Math.round(largePeak - smallPeak),
+    };
+    log(
+      `memory: ${memory.smallPeakRssMiB} MiB at ${memory.smallBytes / MiB} MiB vs ${largePeak} MiB at ${bytes / MiB} MiB`,
+    );
+    return {
+      bytes,
+      runs,
+      opensslMedianMs: Math.round(opensslMedianMs),
+      opensslMiBPerSec: Math.round(bytes / MiB / (opensslMedianMs / 1000)),
+      sinks,
+      memory,
+      directoryTargetMet: (sinks.find((s) => s.sink === 'directory-nofsync')?.ratioToOpenssl ?? 0) >= 0.8,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMain && process.argv[2] === '--worker') {
+  await workerMain(process.argv[3] ?? '', process.argv[4] ?? '', process.argv[5] ?? '');
+} else if (isMain) {
+  const mib = Number(process.argv[2] ?? 1024);
+  const r = await benchSinks({ bytes: mib * MiB, runs: Number(process.argv[3] ?? 3) });
+  process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+}
