@@ -1,8 +1,11 @@
 /**
  * Collector figures, on the sandbox runtime of FakeCluster (real processes, exec over WebSocket):
  *
+ * FakeCluster and its sandbox containers run in a child process (the "cluster"); the collector runs
+ * in this process (or a child of its own for RSS), as it would against a remote API server.
+ *
  * 1. `triage` of one busybox container end to end: wall time (median), bytes stored, peak RSS of
- *    the child process that runs client + FakeCluster + sandbox.
+ *    the collector process (client only).
  * 2. 50 containers acquired with concurrency 1 vs 8: wall times and the speed-up ratio.
  * 3. A 1 GiB file artifact through exec → tar stream → hash → DirectorySink, as a ratio against
  *    `cat file | openssl dgst -sha256` over a same-size file on the same machine in the same run.
@@ -10,13 +13,13 @@
  * Needs root, bwrap, busybox and nsenter (the sandbox runtime). Run alone:
  * `npx tsx bench/collect.ts [runs] [containers]`.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { ArtifactCollector, DirectorySink, KubeClient } from '../src/index.js';
+import { type AcquisitionTarget, ArtifactCollector, DirectorySink, KubeClient } from '../src/index.js';
 import { FakeCluster } from '../src/testing/index.js';
 import { createSandboxRuntime, hostileProcesses } from '../src/testing/sandbox/index.js';
 
@@ -32,7 +35,14 @@ const median = (xs: number[]): number => {
 /** What {@link benchCollect} returns. */
 export interface CollectBenchResult {
   /** Triage of one container. */
-  triage: { runs: number; medianMs: number; runsMs: number[]; bytes: number; artifacts: number; peakRssMiB: number };
+  triage: {
+    runs: number;
+    medianMs: number;
+    runsMs: number[];
+    bytes: number;
+    artifacts: number;
+    peakRssMiB: number;
+  };
   /** Many containers, concurrency 1 vs 8. */
   scale: { containers: number; c1Ms: number; c8Ms: number; speedup: number; allComplete: boolean };
   /** 1 GiB file artifact vs `cat | openssl dgst -sha256`. */
@@ -49,33 +59,93 @@ export interface CollectBenchResult {
   };
 }
 
-interface Env {
-  cluster: FakeCluster;
-  kube: KubeClient;
-  root: string;
-  close(): Promise<void>;
+interface Conn {
+  server: string;
+  caData: string;
+  token: string;
 }
 
-async function startEnv(): Promise<Env> {
+/** FakeCluster + sandbox in a child process, so client figures are not mixed with the server's work. */
+class ClusterChild {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: string[] = [];
+  readonly #waiters: ((l: string) => void)[] = [];
+  constructor() {
+    this.#child = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--cluster-child'],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    ) as unknown as ChildProcessWithoutNullStreams;
+    let buf = '';
+    this.#child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = this.#waiters.shift();
+        if (w) w(line);
+        else this.#lines.push(line);
+      }
+    });
+  }
+  #next(): Promise<string> {
+    const l = this.#lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    return new Promise((r) => this.#waiters.push(r));
+  }
+  async conn(): Promise<Conn> {
+    return JSON.parse(await this.#next()) as Conn;
+  }
+  async addPod(spec: unknown): Promise<void> {
+    this.#child.stdin.write(`${JSON.stringify({ op: 'addPod', spec })}\n`);
+    const r = JSON.parse(await this.#next()) as { ok: boolean; error?: string };
+    if (!r.ok) throw new Error(`addPod failed: ${r.error}`);
+  }
+  async close(): Promise<void> {
+    this.#child.stdin.end(`${JSON.stringify({ op: 'close' })}\n`);
+    await new Promise((r) => this.#child.on('close', r));
+  }
+}
+
+async function clusterChild(): Promise<void> {
   const sandbox = await createSandboxRuntime();
   const cluster = await FakeCluster.start({ runtimes: { sandbox } });
-  const kube = new KubeClient({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken, timeoutMs: 60_000 });
-  const root = await mkdtemp(join(tmpdir(), 'eksf-bench-collect-'));
-  return {
-    cluster,
-    kube,
-    root,
-    async close() {
-      await cluster.close();
-      await rm(root, { recursive: true, force: true });
-    },
-  };
+  process.stdout.write(
+    `${JSON.stringify({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken })}\n`,
+  );
+  let buf = '';
+  let queue = Promise.resolve();
+  process.stdin.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const msg = JSON.parse(buf.slice(0, i)) as { op: string; spec?: Parameters<FakeCluster['addPod']>[0] };
+      buf = buf.slice(i + 1);
+      queue = queue.then(async () => {
+        if (msg.op === 'close') {
+          await cluster.close();
+          process.exit(0);
+        }
+        try {
+          await cluster.addPod(msg.spec as Parameters<FakeCluster['addPod']>[0]);
+          process.stdout.write('{"ok":true}\n');
+        } catch (err) {
+          process.stdout.write(`${JSON.stringify({ ok: false, error: String(err) })}\n`);
+        }
+      });
+    }
+  });
 }
 
 let seq = 0;
-async function addPod(env: Env, files: Record<string, unknown> = {}, processes = false): Promise<{ namespace: string; pod: string; container: string }> {
-  const pod = `bench-${seq++}`;
-  await env.cluster.addPod({
+async function addPod(
+  cluster: ClusterChild,
+  files: Record<string, unknown> = {},
+  processes = false,
+): Promise<{ namespace: string; pod: string; container: string }> {
+  const pod = `bench-${process.pid}-${seq++}`;
+  await cluster.addPod({
     namespace: 'bench',
     name: pod,
     containers: [
@@ -91,6 +161,9 @@ async function addPod(env: Env, files: Record<string, unknown> = {}, processes =
   return { namespace: 'bench', pod, container: 'app' };
 }
 
+const kubeOf = (c: Conn) =>
+  new KubeClient({ server: c.server, caData: c.caData, token: c.token, timeoutMs: 60_000 });
+
 const compromise = {
   '/tmp/.x/xmrig': { content: `\x7fELF${'M'.repeat(500_000)}`, executable: true },
   '/root/.ssh/authorized_keys': { content: 'ssh-ed25519 AAAA attacker\n' },
@@ -100,18 +173,26 @@ const compromise = {
   '/var/log/app/app.log': { content: 'log line\n'.repeat(50_000) },
 };
 
-/** Child mode: triage runs, prints JSON with peak RSS of this process. */
+/** Child mode: triage runs against the cluster child, prints JSON with this client's peak RSS. */
 async function triageChild(runs: number): Promise<void> {
-  const env = await startEnv();
+  const conn = JSON.parse(process.env.EKSF_BENCH_CONN ?? '{}') as Conn;
+  const targets = JSON.parse(process.env.EKSF_BENCH_TARGETS ?? '[]') as {
+    namespace: string;
+    pod: string;
+    container: string;
+  }[];
+  const kube = kubeOf(conn);
+  const root = await mkdtemp(join(tmpdir(), 'eksf-bench-triage-'));
   try {
     const runsMs: number[] = [];
     let bytes = 0;
     let artifacts = 0;
     for (let i = 0; i < runs; i++) {
-      const t = await addPod(env, compromise, true);
-      const collector = new ArtifactCollector({ sink: new DirectorySink({ root: env.root }), profiles: ['triage'] });
+      const t = targets[i % targets.length];
+      if (!t) throw new Error('no target');
+      const collector = new ArtifactCollector({ sink: new DirectorySink({ root }), profiles: ['triage'] });
       const t0 = performance.now();
-      const report = await collector.acquire({ kube: env.kube, ...t });
+      const report = await collector.acquire({ kube, ...t });
       runsMs.push(performance.now() - t0);
       const r = report.targets[0];
       bytes = r?.bytes ?? 0;
@@ -121,43 +202,95 @@ async function triageChild(runs: number): Promise<void> {
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     process.stdout.write(`${JSON.stringify({ runsMs, bytes, artifacts, peakRssMiB })}\n`);
   } finally {
-    await env.close();
+    await rm(root, { recursive: true, force: true });
   }
 }
 
-async function triageFigures(runs: number): Promise<CollectBenchResult['triage']> {
-  const self = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, ['--import', 'tsx', self, '--triage-child', String(runs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function triageFigures(
+  cluster: ClusterChild,
+  conn: Conn,
+  runs: number,
+): Promise<CollectBenchResult['triage']> {
+  const targets = [];
+  for (let i = 0; i < runs; i++) targets.push(await addPod(cluster, compromise, true));
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--triage-child', String(runs)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        EKSF_BENCH_CONN: JSON.stringify(conn),
+        EKSF_BENCH_TARGETS: JSON.stringify(targets),
+      },
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
   });
   const code = await new Promise<number | null>((r) => child.on('close', r));
   if (code !== 0) throw new Error(`triage child failed (${code})`);
-  const j = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { runsMs: number[]; bytes: number; artifacts: number; peakRssMiB: number };
-  return { runs, medianMs: Math.round(median(j.runsMs)), runsMs: j.runsMs.map(Math.round), bytes: j.bytes, artifacts: j.artifacts, peakRssMiB: Math.round(j.peakRssMiB) };
+  const j = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+    runsMs: number[];
+    bytes: number;
+    artifacts: number;
+    peakRssMiB: number;
+  };
+  return {
+    runs,
+    medianMs: Math.round(median(j.runsMs)),
+    runsMs: j.runsMs.map(Math.round),
+    bytes: j.bytes,
+    artifacts: j.artifacts,
+    peakRssMiB: Math.round(j.peakRssMiB),
+  };
 }
 
-async function scaleFigures(env: Env, containers: number): Promise<CollectBenchResult['scale']> {
-  const targets = [];
-  for (let i = 0; i < containers; i++) targets.push({ kube: env.kube, ...(await addPod(env, compromise)) });
+async function scaleFigures(
+  cluster: ClusterChild,
+  conn: Conn,
+  root: string,
+  containers: number,
+): Promise<CollectBenchResult['scale']> {
+  const kube = kubeOf(conn);
+  const targets: AcquisitionTarget[] = [];
+  for (let i = 0; i < containers; i++) targets.push({ kube, ...(await addPod(cluster, compromise)) });
   const timeIt = async (concurrency: number) => {
-    const collector = new ArtifactCollector({ sink: new DirectorySink({ root: env.root, fsyncArtifacts: false }), profiles: ['triage'], concurrency });
+    const collector = new ArtifactCollector({
+      sink: new DirectorySink({ root, fsyncArtifacts: false }),
+      profiles: ['triage'],
+      concurrency,
+    });
     const t0 = performance.now();
     const report = await collector.acquire(targets);
     return { ms: performance.now() - t0, complete: report.status === 'complete' };
   };
   const c8 = await timeIt(8);
   const c1 = await timeIt(1);
-  return { containers, c1Ms: Math.round(c1.ms), c8Ms: Math.round(c8.ms), speedup: Number((c1.ms / c8.ms).toFixed(2)), allComplete: c1.complete && c8.complete };
+  return {
+    containers,
+    c1Ms: Math.round(c1.ms),
+    c8Ms: Math.round(c8.ms),
+    speedup: Number((c1.ms / c8.ms).toFixed(2)),
+    allComplete: c1.complete && c8.complete,
+  };
 }
 
-async function bigFileFigures(env: Env, runs: number): Promise<CollectBenchResult['bigFile']> {
+async function bigFileFigures(
+  cluster: ClusterChild,
+  conn: Conn,
+  root: string,
+  runs: number,
+): Promise<CollectBenchResult['bigFile']> {
   const bytes = GiB;
-  // same content on both sides: 1 GiB of zeros (sparse), plus a marker so the hash is not trivial
+  const kube = kubeOf(conn);
+  // same content on both sides: 1 GiB of zeros (sparse) behind a marker
   const marker = 'eks-forensics bench marker\n';
-  const t = await addPod(env, { '/data/big.img': { type: 'sparse', size: bytes, data: [{ offset: 0, content: marker }] } });
-  const hostFile = join(env.root, 'big.img');
+  const t = await addPod(cluster, {
+    '/data/big.img': { type: 'sparse', size: bytes, data: [{ offset: 0, content: marker }] },
+  });
+  const hostFile = join(root, 'big.img');
   await writeFile(hostFile, marker);
   await truncate(hostFile, bytes);
   const profile = {
@@ -171,23 +304,27 @@ async function bigFileFigures(env: Env, runs: number): Promise<CollectBenchResul
   let collectedSha: string | undefined;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const { stdout } = await run('sh', ['-c', 'cat "$1" | openssl dgst -sha256', 'sh', hostFile], { maxBuffer: MiB });
+    const { stdout } = await run('sh', ['-c', 'cat "$1" | openssl dgst -sha256', 'sh', hostFile], {
+      maxBuffer: MiB,
+    });
     opensslMs.push(performance.now() - t0);
     sha = stdout.trim().split(/\s+/).pop() ?? '';
     const collector = new ArtifactCollector({
-      sink: new DirectorySink({ root: env.root, fsyncArtifacts: false }),
+      sink: new DirectorySink({ root, fsyncArtifacts: false }),
       profiles: [profile],
       limits: { maxArtifactBytes: 2 * GiB },
     });
     const t1 = performance.now();
-    const report = await collector.acquire({ kube: env.kube, ...t });
+    const report = await collector.acquire({ kube, ...t });
     collectorMs.push(performance.now() - t1);
     const loc = report.targets[0]?.location as string;
-    const { readFile } = await import('node:fs/promises');
-    const idx = JSON.parse(await readFile(join(loc, 'containers/app/files/index.json'), 'utf8')) as { files: { path: string; sha256?: string }[] };
+    const idx = JSON.parse(await readFile(join(loc, 'containers/app/files/index.json'), 'utf8')) as {
+      files: { path: string; sha256?: string }[];
+    };
     collectedSha = idx.files.find((f) => f.path === '/data/big.img')?.sha256;
     await rm(loc, { recursive: true, force: true });
   }
+  await rm(hostFile, { force: true });
   const cm = median(collectorMs);
   const om = median(opensslMs);
   return {
@@ -203,21 +340,31 @@ async function bigFileFigures(env: Env, runs: number): Promise<CollectBenchResul
 }
 
 /** Runs the collector benchmarks and returns the figures (needs the sandbox runtime). */
-export async function benchCollect(opts: { runs?: number; containers?: number } = {}): Promise<CollectBenchResult> {
+export async function benchCollect(
+  opts: { runs?: number; containers?: number } = {},
+): Promise<CollectBenchResult> {
   const runs = opts.runs ?? 3;
-  const triage = await triageFigures(runs);
-  const env = await startEnv();
+  const cluster = new ClusterChild();
+  const root = await mkdtemp(join(tmpdir(), 'eksf-bench-collect-'));
   try {
-    const bigFile = await bigFileFigures(env, runs);
-    const scale = await scaleFigures(env, opts.containers ?? 50);
+    const conn = await cluster.conn();
+    const triage = await triageFigures(cluster, conn, runs);
+    const bigFile = await bigFileFigures(cluster, conn, root, runs);
+    const scale = await scaleFigures(cluster, conn, root, opts.containers ?? 50);
     return { triage, scale, bigFile };
   } finally {
-    await env.close();
+    await cluster.close();
+    await rm(root, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  if (process.argv[2] === '--triage-child') {
+  if (process.argv[2] === '--cluster-child') {
+    clusterChild().catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+  } else if (process.argv[2] === '--triage-child') {
     triageChild(Number(process.argv[3] ?? 3)).catch((err: unknown) => {
       console.error(err);
       process.exit(1);

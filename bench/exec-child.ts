@@ -1,7 +1,8 @@
 /**
  * One exec client measured in its own process (so its RSS is its own and it does not share an
  * event loop with FakeCluster). Reads its job from the BENCH_ARGS env variable (JSON) and prints
- * one JSON line: { secs, sha256, bytes, exitCode, peakRss, baseRss, aborted? }.
+ * one JSON line: { secs, cpuSecs, sha256, bytes, exitCode, peakRss, baseRss, aborted? } (cpuSecs:
+ * this process's CPU time during the exec, startup excluded).
  *
  * Modes: `ours-hash` | `cn-hash` (hash stdout as fast as possible), `ours-slow` | `cn-slow`
  * (throttled consumer at `rate` bytes/s).
@@ -135,12 +136,17 @@ async function clientNode(slow: boolean): Promise<number> {
 
 async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   const slow = args.mode.endsWith('-slow');
   const exitCode = args.mode.startsWith('ours') ? await ours(slow) : await clientNode(slow);
   const digest = hash.digest('hex');
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  process.stdout.write(`${JSON.stringify({ secs, sha256: digest, bytes, exitCode, peakRss, baseRss })}\n`);
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSecs = (cpu.user + cpu.system) / 1e6;
+  process.stdout.write(
+    `${JSON.stringify({ secs, cpuSecs, sha256: digest, bytes, exitCode, peakRss, baseRss })}\n`,
+  );
   process.exit(0);
 }
 

@@ -45,6 +45,11 @@ export interface ThroughputFigure {
   medianSecs: number;
   /** MiB/s at the median. */
   mibPerSec: number;
+  /**
+   * Median CPU seconds of the client side (ours/client-node: the child process during the exec;
+   * kubectl: kubectl + openssl). Less sensitive to a busy machine than wall time.
+   */
+  medianCpuSecs?: number | undefined;
 }
 
 /** What {@link benchExec} measured. */
@@ -77,10 +82,23 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
-const figure = (runs: number[], bytes: number): ThroughputFigure => {
+const figure = (runs: number[], bytes: number, cpu: number[] = []): ThroughputFigure => {
   const medianSecs = median(runs);
-  return { runs, medianSecs, mibPerSec: bytes / 2 ** 20 / medianSecs };
+  const f: ThroughputFigure = { runs, medianSecs, mibPerSec: bytes / 2 ** 20 / medianSecs };
+  if (cpu.length) f.medianCpuSecs = median(cpu);
+  return f;
 };
+
+/** Parses the `CPU u s` lines `/usr/bin/time -f` printed to stderr; sums them. */
+function cpuFromTime(stderr: string): number | undefined {
+  let total = 0;
+  let seen = false;
+  for (const m of stderr.matchAll(/^CPU ([\d.]+) ([\d.]+)$/gm)) {
+    total += Number(m[1]) + Number(m[2]);
+    seen = true;
+  }
+  return seen ? total : undefined;
+}
 
 function timeShell(
   script: string,
@@ -101,13 +119,14 @@ function timeShell(
     child.on('close', (code) => {
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       if (code !== 0) reject(new Error(`${script} exited ${code}: ${err.slice(0, 500)}`));
-      else resolve({ secs, out });
+      else resolve({ secs, out, err });
     });
   });
 }
 
 interface ChildOut {
   secs?: number;
+  cpuSecs?: number;
   sha256?: string;
   bytes?: number;
   exitCode?: number;
@@ -207,33 +226,40 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       const c = await timeShell(`head -c ${bytes} /dev/zero | openssl dgst -sha256 -r`);
       if (!c.out.startsWith(expected)) throw new Error('ceiling digest mismatch');
       t.ceiling.push(c.secs);
-      t.ours.push(check('ours', await runChild({ ...base, mode: 'ours-hash' })));
+      const o = await runChild({ ...base, mode: 'ours-hash' });
+      t.ours.push(check('ours', o));
+      if (o.cpuSecs !== undefined) cpu.ours.push(o.cpuSecs);
       if (kubectl) {
         const k = await timeShell(
-          `'${kubectl}' --kubeconfig '${kubeconfig}' exec bench -c c -- head -c ${bytes} /dev/zero | openssl dgst -sha256 -r`,
+          `${timed(`'${kubectl}' --kubeconfig '${kubeconfig}' exec bench -c c -- head -c ${bytes} /dev/zero`)} | ${timed('openssl dgst -sha256 -r')}`,
         );
         if (!k.out.startsWith(expected)) throw new Error(`kubectl digest mismatch: ${k.out}`);
         t.kubectl.push(k.secs);
+        const kc = cpuFromTime(k.err);
+        if (kc !== undefined) cpu.kubectl.push(kc);
       }
       if (clientNodeOk) {
         try {
-          t.clientNode.push(check('client-node', await runChild({ ...base, mode: 'cn-hash' })));
+          const c = await runChild({ ...base, mode: 'cn-hash' });
+          t.clientNode.push(check('client-node', c));
+          if (c.cpuSecs !== undefined) cpu.clientNode.push(c.cpuSecs);
         } catch (err) {
           clientNodeOk = false;
           skipped.push(`client-node: ${String(err).slice(0, 300)}`);
         }
       }
       log(
-        `[bench exec] run ${i + 1}/${runs}: ours ${t.ours.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
+        `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
       );
     }
-    const ours = figure(t.ours, bytes);
+    const ours = figure(t.ours, bytes, cpu.ours);
     const result: BenchExecResult = {
       bytes,
       throughput: {
         ours,
-        kubectl: t.kubectl.length ? figure(t.kubectl, bytes) : undefined,
-        clientNode: clientNodeOk && t.clientNode.length ? figure(t.clientNode, bytes) : undefined,
+        kubectl: t.kubectl.length ? figure(t.kubectl, bytes, cpu.kubectl) : undefined,
+        clientNode:
+          clientNodeOk && t.clientNode.length ? figure(t.clientNode, bytes, cpu.clientNode) : undefined,
         ceiling: figure(t.ceiling, bytes),
       },
       ratios: {

@@ -78,10 +78,13 @@ export class EksForensicsError extends Error {
     this.httpStatus = options.httpStatus;
   }
 
+  // `this` is the class `instanceof` was called on (a subclass too), so it must not be replaced.
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (value === null || typeof value !== 'object') return false;
     const kinds = (value as { [BRAND]?: unknown })[BRAND];
+    // biome-ignore lint/complexity/noThisInStatic: subclasses inherit this method; `this` is the subclass.
     if (Array.isArray(kinds)) return kinds.includes(this.kind);
+    // biome-ignore lint/complexity/noThisInStatic: as above.
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
@@ -314,7 +317,10 @@ export class NotMappedError extends UnauthorizedError {
   override readonly code: string = 'EKSF_NOT_MAPPED';
   /** The IAM principal (from `sts:GetCallerIdentity`) the token was signed as, when known. */
   readonly principalArn: string | undefined;
-  constructor(message: string, options: EksForensicsErrorOptions & { principalArn?: string | undefined } = {}) {
+  constructor(
+    message: string,
+    options: EksForensicsErrorOptions & { principalArn?: string | undefined } = {},
+  ) {
     super(message, options);
     this.principalArn = options.principalArn;
   }

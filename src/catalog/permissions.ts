@@ -112,6 +112,28 @@ export function clusterRoleYaml(options: ClusterRoleOptions = {}): string {
   return `${stringify(role)}---\n${stringify(binding)}`;
 }
 
+/**
+ * JSON with objects expanded and arrays of scalars kept on one line when they fit in 110
+ * columns — the layout formatters (Biome, Prettier) give policy documents.
+ */
+function policyJson(value: unknown, indent = ''): string {
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    const items = value.map((v) => policyJson(v, inner));
+    const flat = `[${items.join(', ')}]`;
+    if (value.every((v) => v === null || typeof v !== 'object') && indent.length + flat.length + 30 <= 110)
+      return flat;
+    return `[\n${items.map((i) => `${inner}${i}`).join(',\n')}\n${indent}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).map(
+      ([k, v]) => `${inner}${JSON.stringify(k)}: ${policyJson(v, inner)}`,
+    );
+    return entries.length ? `{\n${entries.join(',\n')}\n${indent}}` : '{}';
+  }
+  return JSON.stringify(value);
+}
+
 /** Options of {@link discoveryPolicyJson}. */
 export interface DiscoveryPolicyOptions {
   /** Roles in other accounts the catalog assumes (adds `sts:AssumeRole` on exactly these). */
@@ -143,7 +165,7 @@ export function discoveryPolicyJson(options: DiscoveryPolicyOptions = {}): strin
       Resource: [...options.roleArns],
     });
   }
-  return `${JSON.stringify({ Version: '2012-10-17', Statement: statements }, null, 2)}\n`;
+  return `${policyJson({ Version: '2012-10-17', Statement: statements })}\n`;
 }
 
 /** Options of {@link crossAccountTrustPolicyJson}. */
@@ -165,7 +187,7 @@ export function crossAccountTrustPolicyJson(options: TrustPolicyOptions): string
     Action: 'sts:AssumeRole',
   };
   if (options.externalId) statement.Condition = { StringEquals: { 'sts:ExternalId': options.externalId } };
-  return `${JSON.stringify({ Version: '2012-10-17', Statement: [statement] }, null, 2)}\n`;
+  return `${policyJson({ Version: '2012-10-17', Statement: [statement] })}\n`;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { ConfigError } from '../errors.js';
 import type { BundleWriter, EvidenceSink, FinalizeResult } from '../evidence/index.js';
+import type { ContainerInfo, PodInfo } from '../catalog/index.js';
 import type { UserInfo } from '../kube/index.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import { Budget, DEFAULT_LIMITS } from './budget.js';
@@ -127,6 +128,32 @@ function normalizeTarget(t: AcquisitionTarget): {
       fs: { root, procBase },
     },
   };
+}
+
+/**
+ * Turns ClusterCatalog pod listings into acquisition targets: one per visible container that is
+ * running (regular, sidecar and, with `includeInit`, init containers). Hidden containers are left out.
+ *
+ * @example
+ * const pods = await catalog.pods(cluster, { namespace: 'shop' });
+ * await collector.acquire(targetsFromPods(kube, pods));
+ */
+export function targetsFromPods(
+  kube: CollectorKube,
+  pods: readonly PodInfo[],
+  options: { includeInit?: boolean; filter?: (pod: PodInfo, container: ContainerInfo) => boolean } = {},
+): AcquisitionTarget[] {
+  const out: AcquisitionTarget[] = [];
+  for (const pod of pods) {
+    if (pod.hidden) continue;
+    for (const c of pod.containers) {
+      if (c.hidden || c.state !== 'running' || c.kind === 'ephemeral') continue;
+      if (c.kind === 'init' && !options.includeInit) continue;
+      if (options.filter && !options.filter(pod, c)) continue;
+      out.push({ kube, namespace: pod.namespace, pod: pod.name, container: c.name });
+    }
+  }
+  return out;
 }
 
 function worst(a: TargetStatus, b: TargetStatus): TargetStatus {

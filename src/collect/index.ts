@@ -6,7 +6,7 @@
  */
 export { Budget, DEFAULT_LIMITS } from './budget.js';
 export { BUILTIN_PROFILE_NAMES, BUILTIN_PROFILES, builtinProfile } from './builtin.js';
-export { ArtifactCollector, type ArtifactCollectorOptions } from './collector.js';
+export { ArtifactCollector, type ArtifactCollectorOptions, targetsFromPods } from './collector.js';
 export { demuxFrames, type FrameEvent, newFrameKey } from './frames.js';
 export { type CompiledGlob, compileGlob } from './glob.js';
 export { type ListedEntry, parseListing, renderBodyfile } from './listing.js';

@@ -4,7 +4,7 @@
  * entry is hashed and indexed, names with `..`, absolute names, links and devices are flagged,
  * lying sizes / truncation / garbage end the parse with a reason instead of a crash or a hang.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract } from 'tar-stream';
@@ -43,8 +43,8 @@ export interface TarReceiveResult {
   reason?: string | undefined;
   /** Bytes of the raw stream read. */
   streamBytes: number;
-  /** SHA-256 of the raw stream as read. */
-  streamSha256: string;
+  /** SHA-256 of the raw stream as read (undefined with `hashStream: false`). */
+  streamSha256: string | undefined;
   /** Whether the end-of-archive zero blocks were seen. */
   sawEndOfArchive: boolean;
   /** Per requested path: whether an entry answered it. */
@@ -63,6 +63,8 @@ export interface TarReceiveOptions {
   keepBytes?: number | undefined;
   /** Called with kept bytes of each file entry when `keepBytes` > 0. */
   onKept?: ((entry: TarIndexEntry, bytes: Buffer) => void) | undefined;
+  /** Hash the whole raw stream (default true; turn off when the sink already hashes the same bytes). */
+  hashStream?: boolean | undefined;
   /** Called as raw bytes are read (progress, budgets). Returning false stops the parse. */
   onBytes?: ((n: number) => boolean) | undefined;
 }
@@ -73,15 +75,16 @@ export interface TarReceiveOptions {
  * with its end-of-archive zero block. (tar-stream itself caps pax/long-name headers at 4 MiB.)
  */
 class TarGuard extends Transform {
-  readonly hash = createHash('sha256');
+  readonly hash: Hash | undefined;
   bytes = 0;
   stopReason: string | undefined;
   #tail: Buffer = Buffer.alloc(0);
   readonly #maxBytes: number;
   readonly #onBytes: ((n: number) => boolean) | undefined;
 
-  constructor(maxBytes: number, onBytes?: (n: number) => boolean) {
+  constructor(maxBytes: number, onBytes?: (n: number) => boolean, hashStream = true) {
     super();
+    this.hash = hashStream ? createHash('sha256') : undefined;
     this.#maxBytes = maxBytes;
     this.#onBytes = onBytes;
   }
@@ -103,7 +106,7 @@ class TarGuard extends Transform {
     if (this.#onBytes && data.length > 0 && !this.#onBytes(data.length)) {
       this.stopReason = this.stopReason ?? 'byte budget of the target or run exhausted';
     }
-    this.hash.update(data);
+    this.hash?.update(data);
     this.bytes += data.length;
     this.#tail =
       data.length >= 512
@@ -128,7 +131,7 @@ export async function receiveTar(
   const maxEntries = options.maxEntries ?? 100_000;
   const expected = options.expected ?? new Map<string, string>();
   const keepBytes = options.keepBytes ?? 0;
-  const guard = new TarGuard(options.maxBytes ?? 1024 ** 3, options.onBytes);
+  const guard = new TarGuard(options.maxBytes ?? 1024 ** 3, options.onBytes, options.hashStream ?? true);
   const extract = tarExtract();
   const entries: TarIndexEntry[] = [];
   const answered = new Set<string>();
@@ -229,7 +232,7 @@ export async function receiveTar(
     ok: reason === undefined,
     reason,
     streamBytes: guard.bytes,
-    streamSha256: guard.hash.copy().digest('hex'),
+    streamSha256: guard.hash?.copy().digest('hex'),
     sawEndOfArchive: guard.sawEnd,
     missing,
   };

@@ -1356,6 +1356,7 @@ export class TargetRun {
     };
     const kept = new Map<string, Buffer>();
     let result: Awaited<ReturnType<typeof receiveTar>> | undefined;
+    let storedRecord: ArtifactRecord | undefined;
     const outcome = await this.#exec(`content-${n}`, argv, async (stdout) => {
       let parseSide: Readable = stdout;
       let rec: Promise<ArtifactRecord> | undefined;
@@ -1380,6 +1381,8 @@ export class TargetRun {
         maxEntries: Math.min(o.limits.maxEntriesPerArtifact, batch.length * 4 + 16),
         maxBytes: o.limits.maxArtifactBytes,
         keepBytes: mode === 'jwt' ? 64 * 1024 : 0,
+        // in copy mode the sink hashes the very same bytes: one hash less per byte
+        hashStream: mode !== 'copy',
         onKept: (e, b) => {
           if (e.requestedPath) kept.set(e.requestedPath, b);
         },
@@ -1389,7 +1392,7 @@ export class TargetRun {
         if (stopTee) stopTee();
         else parseSide.destroy();
       }
-      if (rec) await rec;
+      if (rec) storedRecord = await rec;
     });
     const r = result;
     for (const row of batch) {
@@ -1442,7 +1445,7 @@ export class TargetRun {
         ok: r.ok,
         reason: r.reason,
         streamBytes: r.streamBytes,
-        streamSha256: r.streamSha256,
+        streamSha256: r.streamSha256 ?? storedRecord?.sha256,
         sawEndOfArchive: r.sawEndOfArchive,
         missing: r.missing,
         suspicious: suspicious.length,

@@ -54,8 +54,8 @@ export interface FsView {
 export interface AcquisitionTarget {
   /** Client for the cluster the pod runs in. */
   kube: CollectorKube;
-  /** Pod namespace. */
-  namespace: string;
+  /** Pod namespace (may be omitted when `pod` is an object carrying its namespace, e.g. a PodInfo). */
+  namespace?: string | undefined;
   /** Pod name (or an object with `name`, as catalog listings give). */
   pod: string | { name: string; namespace?: string | undefined };
   /** Container name (or an object with `name`). */

@@ -56,6 +56,10 @@ export async function startMoto(env: Record<string, string> = {}): Promise<Moto>
   });
   child.stdout?.resume();
   child.stderr?.resume();
+  // If the worker dies without afterAll, do not leave the server behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   return {
     endpoint,
     close: () =>

@@ -357,6 +357,26 @@ describe('EksAuth secrets hygiene and exec plugin output', () => {
     expect(t.token.startsWith('k8s-aws-v1.')).toBe(true);
   });
 
+  it('logs no token, signature or key', async () => {
+    const lines: string[] = [];
+    const log = (obj: Record<string, unknown>, msg?: string) =>
+      lines.push(`${JSON.stringify(obj)} ${msg ?? ''}`);
+    const auth = new EksAuth({
+      region: 'us-east-1',
+      credentials: creds,
+      clock: fixedClock,
+      logger: { debug: log, info: log, warn: log, error: log },
+    });
+    const t = await auth.getToken({ clusterName: 'demo' });
+    expect(lines.length).toBeGreaterThan(0);
+    const all = lines.join('\n');
+    expect(all).toContain('demo');
+    expect(all).not.toContain(t.token.slice(11, 60));
+    expect(all).not.toContain(SECRET);
+    expect(all).not.toContain('SESSIONTOKENSECRET');
+    expect(all).not.toContain(paramsOf(t.token).get('X-Amz-Signature') ?? 'x');
+  });
+
   it('execCredential matches `aws eks get-token` output and echoes KUBERNETES_EXEC_INFO', async () => {
     const auth = new EksAuth({ region: 'us-east-1', credentials: creds, clock: fixedClock });
     const cred = await auth.execCredential(

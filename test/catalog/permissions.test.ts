@@ -26,14 +26,20 @@ const ROLE = 'arn:aws:iam::222222222222:role/ForensicsDiscovery';
 
 /** Every generated block of docs/permissions.md, by marker name. */
 function generatedBlocks(): Record<string, string> {
-  const table = [
-    '| verb | resource | required | used for |',
-    '| --- | --- | --- | --- |',
-    ...REQUIRED_PERMISSIONS.map(
-      (p) =>
-        `| \`${p.verb}\` | \`${p.resource}${p.subresource ? `/${p.subresource}` : ''}\` | ${p.required ? 'yes' : 'optional'} | ${p.purpose} |`,
-    ),
-  ].join('\n');
+  const rows = [
+    ['verb', 'resource', 'required', 'used for'],
+    ...REQUIRED_PERMISSIONS.map((p) => [
+      `\`${p.verb}\``,
+      `\`${p.resource}${p.subresource ? `/${p.subresource}` : ''}\``,
+      p.required ? 'yes' : 'optional',
+      p.purpose,
+    ]),
+  ];
+  // aligned like the markdown formatter (biome) writes tables
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const [head = [], ...body] = rows;
+  const table = [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
   return {
     'permissions-table': table,
     'cluster-role': `\`\`\`yaml\n${clusterRoleYaml()}\`\`\``,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,43 @@ describe.skipIf(skip)('sandbox runtime: availability', () => {
       expect((err as Error).message).toContain('apt-get install bubblewrap busybox-static');
     }
     expect(ourTempDirs()).toEqual([]);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/setpriv'))('says "not root" when run as another user', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'eksf-sbx-nonroot-'));
+    try {
+      const { chmod, writeFile } = await import('node:fs/promises');
+      await chmod(dir, 0o755);
+      const mod = new URL('../../src/testing/sandbox/index.ts', import.meta.url).pathname;
+      const script = join(dir, 'probe.mts');
+      await writeFile(
+        script,
+        `import { createSandboxRuntime } from ${JSON.stringify(mod)};
+try { await createSandboxRuntime(); process.stdout.write('no error'); }
+catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }
+`,
+        { mode: 0o644 },
+      );
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(
+          '/usr/bin/setpriv',
+          ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script],
+          { stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env.PATH ?? '', HOME: dir } },
+        );
+        let buf = '';
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+        });
+        child.once('error', reject);
+        child.once('close', () => resolve(buf));
+      });
+      const r = JSON.parse(out) as { code: string; message: string };
+      expect(r.code).toBe('EKSF_SANDBOX_UNAVAILABLE');
+      expect(r.message).toMatch(/not root \(uid 65534/);
+      expect(r.message).toContain('apt-get install bubblewrap busybox-static');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -252,6 +289,26 @@ describe.skipIf(skip)('sandbox runtime: presets', () => {
     expect((await execIn(c, ['busybox'])).exit.kind).toBe('error');
     expect((await execIn(c, ['tar'])).exit.kind).toBe('error');
     await c.stop();
+  });
+
+  it('rejects bad options and file maps that would write through a symlink', async () => {
+    await expect(rt.start(spec({ preset: 'alpine' as never }))).rejects.toThrow(/invalid options: preset/);
+    await expect(rt.start(spec({ files: { '/x': { type: 'link', target: '/' } as never } }))).rejects.toThrow(
+      /invalid options: files/,
+    );
+    await expect(
+      rt.start(
+        spec({
+          files: [
+            { path: '/etc/out', type: 'symlink', target: '/tmp' },
+            { path: '/etc/out/eksf-sandbox-escape', content: 'x' },
+          ],
+        }),
+      ),
+    ).rejects.toThrow(/goes through a symlink/);
+    expect(existsSync('/tmp/eksf-sandbox-escape')).toBe(false);
+    expect(ourTempDirs().length).toBe(1);
+    expect(readdirSync(rt.dir)).toEqual([]);
   });
 
   it('a missing entrypoint fails start with the reason', async () => {

@@ -35,6 +35,7 @@ import { DEFAULT_PATH, lookPath, resolveInRoot } from './lookpath.js';
 import { APP_BINARY, applyPreset, baseEntries, type PresetSources, type SandboxPreset } from './presets.js';
 import { delay, procAlive, procChildren, procExe, run } from './proc.js';
 import { fileMapEntries, type GrowingFile, RootfsBuilder, type SandboxFileMap } from './rootfs.js';
+import { parseSandboxOptions } from './schema.js';
 
 /** A long-running process started in the container after its entrypoint. */
 export interface SandboxProcessSpec {
