@@ -103,7 +103,7 @@ function cpuFromTime(stderr: string): number | undefined {
 function timeShell(
   script: string,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ secs: number; out: string }> {
+): Promise<{ secs: number; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn('sh', ['-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -221,6 +221,17 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       clientNode: [] as number[],
       ceiling: [] as number[],
     };
+    const cpu = { ours: [] as number[], kubectl: [] as number[], clientNode: [] as number[] };
+    const timeBin = '/usr/bin/time';
+    const hasTime = (() => {
+      try {
+        execFileSync(timeBin, ['-f', 'CPU %U %S', 'true'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    const timed = (cmd: string) => (hasTime ? `${timeBin} -f 'CPU %U %S' ${cmd}` : cmd);
     let clientNodeOk = true;
     for (let i = 0; i < runs; i++) {
       const c = await timeShell(`head -c ${bytes} /dev/zero | openssl dgst -sha256 -r`);

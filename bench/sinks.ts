@@ -148,42 +148,43 @@ export async function benchSinks(
     await generate(data, bytes);
     await generate(small, Math.floor(bytes / 4));
     await opensslOnce(data); // warm the page cache
+    const names = ['directory-nofsync', 'directory', 'tar', 'tar.gz'];
     const ssl: number[] = [];
+    const times = new Map<string, number[]>(names.map((n) => [n, []]));
+    const peaks = new Map<string, number>(names.map((n) => [n, 0]));
     let expected = '';
+    // Interleaved (openssl, then every sink, per round) so load changes on a shared machine hit all alike.
     for (let i = 0; i < runs; i++) {
       const r = await opensslOnce(data);
       ssl.push(r.ms);
       expected = r.sha256;
+      for (const name of names) {
+        const out = join(dir, `out-${name}-${i}`);
+        const w = await worker(name, data, out);
+        await rm(out, { recursive: true, force: true });
+        if (w.sha256 !== expected)
+          throw new Error(`${name}: sha256 ${w.sha256} differs from openssl ${expected}`);
+        times.get(name)?.push(w.ms);
+        peaks.set(name, Math.max(peaks.get(name) ?? 0, w.maxRssKiB / 1024));
+      }
     }
     const opensslMedianMs = median(ssl);
     log(`openssl dgst -sha256: ${(bytes / MiB / (opensslMedianMs / 1000)).toFixed(0)} MiB/s`);
-
-    const sinks: SinkFigure[] = [];
-    for (const name of ['directory-nofsync', 'directory', 'tar', 'tar.gz']) {
-      const times: number[] = [];
-      let peak = 0;
-      for (let i = 0; i < runs; i++) {
-        const out = join(dir, `out-${name}-${i}`);
-        const r = await worker(name, data, out);
-        await rm(out, { recursive: true, force: true });
-        if (r.sha256 !== expected)
-          throw new Error(`${name}: sha256 ${r.sha256} differs from openssl ${expected}`);
-        times.push(r.ms);
-        peak = Math.max(peak, r.maxRssKiB / 1024);
-      }
-      const medianMs = median(times);
+    const sinks: SinkFigure[] = names.map((name) => {
+      const ts = times.get(name) ?? [];
+      const medianMs = median(ts);
       const fig: SinkFigure = {
         sink: name,
         bytes,
         medianMs: Math.round(medianMs),
         mibPerSec: Math.round(bytes / MiB / (medianMs / 1000)),
         ratioToOpenssl: Number((opensslMedianMs / medianMs).toFixed(3)),
-        peakRssMiB: Math.round(peak),
-        runsMs: times.map(Math.round),
+        peakRssMiB: Math.round(peaks.get(name) ?? 0),
+        runsMs: ts.map(Math.round),
       };
-      sinks.push(fig);
       log(`${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl}, peak RSS ${fig.peakRssMiB} MiB`);
-    }
+      return fig;
+    });
     let smallPeak = 0;
     for (let i = 0; i < runs; i++) {
       const out = join(dir, `out-small-${i}`);

@@ -41,6 +41,7 @@ export interface Indicators {
 }
 
 const MAX_FILE = 64 * 1024;
+const MAX_SHOWN = 6;
 const MAX_JSON = 32 * 1024 * 1024;
 
 function readJson<T>(path: string): T | undefined {
@@ -179,16 +180,22 @@ export function formatIndicators(i: Indicators, indent = '    '): string[] {
   const out: string[] = [];
   const byExe = new Map<string, DeletedBinaryProcess[]>();
   for (const p of i.deletedBinaries) byExe.set(p.exe, [...(byExe.get(p.exe) ?? []), p]);
-  for (const [exe, ps] of byExe) {
+  for (const [exe, ps] of [...byExe].slice(0, MAX_SHOWN)) {
     const pids = ps.map((p) => p.pid).join(', ');
     out.push(`deleted binary ${exe} runs as pid ${pids}: ${ps[0]?.cmdline ?? ''}`);
+  }
+  if (byExe.size > MAX_SHOWN) {
+    out.push(`… ${byExe.size - MAX_SHOWN} more deleted binaries in containers/${i.container}/proc/processes.json`);
   }
   if (i.ldSoPreload.length) out.push(`/etc/ld.so.preload: ${i.ldSoPreload.join(', ')}`);
   if (i.ldPreloadEnv.length) out.push(`LD_PRELOAD set in process(es) ${i.ldPreloadEnv.join(', ')} (value hashed)`);
   for (const k of i.authorizedKeys) for (const l of k.lines) out.push(`${k.path}: ${l.slice(0, 100)}`);
   for (const c of i.cron) for (const l of c.lines) out.push(`cron ${c.path}: ${l.slice(0, 120)}`);
-  for (const c of i.connections) {
+  for (const c of i.connections.slice(0, MAX_SHOWN)) {
     out.push(`TCP established ${c.local} -> ${c.remote}${c.pids.length ? ` (pid ${c.pids.join(', ')})` : ''}`);
+  }
+  if (i.connections.length > MAX_SHOWN) {
+    out.push(`… ${i.connections.length - MAX_SHOWN} more connections in containers/${i.container}/proc/system/net/`);
   }
   for (const e of i.warningEvents) out.push(`event ${e}`);
   return out.map((l) => `${indent}${l}`);

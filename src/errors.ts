@@ -335,6 +335,47 @@ export class EvidenceError extends EksForensicsError {
   override readonly code: string = 'EKSF_EVIDENCE';
 }
 
+/** Why an ephemeral debug container could not be used (see {@link EphemeralContainerError}). */
+export type EphemeralFailure =
+  | 'not-opted-in'
+  | 'forbidden'
+  | 'pod-security'
+  | 'not-supported'
+  | 'rejected'
+  | 'image-pull'
+  | 'start-failed'
+  | 'timeout'
+  | 'target-process';
+
+/**
+ * An ephemeral debug container could not be added, did not start, or the target's process could
+ * not be found in it. `failure` says which; the message says what to grant or change. When
+ * `podChanged` is true the container was added to the pod spec (permanently) before the failure.
+ */
+export class EphemeralContainerError extends EksForensicsError {
+  static override readonly kind: string = 'EphemeralContainerError';
+  override readonly code: string = 'EKSF_EPHEMERAL_CONTAINER';
+  /** What went wrong. */
+  readonly failure: EphemeralFailure;
+  /** Whether the pod spec was changed (the ephemeral container exists) before the failure. */
+  readonly podChanged: boolean;
+  /** Name of the ephemeral container, when one was named. */
+  readonly containerName: string | undefined;
+  constructor(
+    message: string,
+    options: EksForensicsErrorOptions & {
+      failure?: EphemeralFailure;
+      podChanged?: boolean;
+      containerName?: string | undefined;
+    } = {},
+  ) {
+    super(message, options);
+    this.failure = options.failure ?? 'rejected';
+    this.podChanged = options.podChanged ?? false;
+    this.containerName = options.containerName;
+  }
+}
+
 /** Every error class, for catalog checks and documentation. */
 export const ERROR_CLASSES = [
   EksForensicsError,
@@ -359,4 +400,5 @@ export const ERROR_CLASSES = [
   ClusterUnreachableError,
   NotMappedError,
   EvidenceError,
+  EphemeralContainerError,
 ] as const;

@@ -195,7 +195,7 @@ export class ClusterCatalog {
   /** @throws {ConfigError} for an unknown region name, a bad role ARN or concurrency. */
   constructor(options: ClusterCatalogOptions = {}) {
     this.#options = options;
-    this.regions = Object.freeze([...(options.regions ?? EKS_COMMERCIAL_REGIONS)]);
+    this.regions = Object.freeze([...new Set(options.regions ?? EKS_COMMERCIAL_REGIONS)]);
     if (this.regions.length === 0) throw new ConfigError('regions must not be empty');
     for (const r of this.regions) partitionOf(r);
     const concurrency = options.concurrency ?? 8;
@@ -665,7 +665,8 @@ export class ClusterCatalog {
               const out = await limit(() =>
                 client.send(new DescribeClusterCommand({ name }), { abortSignal: signal }),
               );
-              if (out.cluster) push(toClusterInfo(out.cluster, region, source.roleArn));
+              if (!out.cluster) throw new ConfigError('the answer had no "cluster" object');
+              push(toClusterInfo(out.cluster, region, source.roleArn));
             } catch (err) {
               if (signal.aborted) return;
               this.#problem({

@@ -3,9 +3,9 @@
  * container, with bounded concurrency, typed progress events and cancellation.
  */
 import { EventEmitter } from 'node:events';
+import type { ContainerInfo, PodInfo } from '../catalog/index.js';
 import { ConfigError } from '../errors.js';
 import type { BundleWriter, EvidenceSink, FinalizeResult } from '../evidence/index.js';
-import type { ContainerInfo, PodInfo } from '../catalog/index.js';
 import type { UserInfo } from '../kube/index.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import { Budget, DEFAULT_LIMITS } from './budget.js';

@@ -10,15 +10,23 @@ export interface ListedEntry {
   path: string;
   /** `f` regular, `d` directory, `l` symlink, `o` other (device, fifo, socket), `?` unknown. */
   type: 'f' | 'd' | 'l' | 'o' | '?';
+  /** Inode number. */
   inode?: number | undefined;
   /** Full st_mode. */
   mode?: number | undefined;
+  /** Hard-link count. */
   nlink?: number | undefined;
+  /** Owner uid. */
   uid?: number | undefined;
+  /** Owner gid. */
   gid?: number | undefined;
+  /** Size in bytes when listed. */
   size?: number | undefined;
+  /** Access time (epoch seconds). */
   atime?: number | undefined;
+  /** Modification time (epoch seconds). */
   mtime?: number | undefined;
+  /** Status-change time (epoch seconds). */
   ctime?: number | undefined;
   /** Whether the name can be sent back as an exec argument (valid UTF-8, no NUL). */
   requestable: boolean;

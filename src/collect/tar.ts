@@ -23,9 +23,13 @@ export interface TarIndexEntry {
   sha256?: string | undefined;
   /** Link target for symlinks and hard links (as in the archive). */
   linkname?: string | undefined;
+  /** Permission bits from the header. */
   mode?: number | undefined;
+  /** Owner uid from the header. */
   uid?: number | undefined;
+  /** Owner gid from the header. */
   gid?: number | undefined;
+  /** Modification time from the header (ISO). */
   mtime?: string | undefined;
   /** The path this entry answers, when it matches one that was asked for. */
   requestedPath?: string | undefined;

@@ -450,22 +450,32 @@ export class KubeTransport {
     const t = withTimeout(undefined, this.timeoutMs, spec.what);
     try {
       const signal = this.combineSignal(spec.signal);
-      const res = await this.open(spec, t.signal);
-      const onAbort = () => res.destroy();
-      t.signal.addEventListener('abort', onAbort, { once: true });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      let read: { body: Buffer; truncated: boolean };
-      try {
-        read = await readBounded(res, this.maxResponseBytes + 1);
-      } catch (cause) {
-        if (signal?.aborted) throw abortError(signal, spec.what);
-        if (t.signal.aborted) throw abortError(t.signal, spec.what);
-        throw new ApiUnavailableError(`${spec.what}: the connection broke while reading the response`, {
-          cause,
-        });
-      } finally {
-        t.signal.removeEventListener('abort', onAbort);
-        signal?.removeEventListener('abort', onAbort);
+      let read: { body: Buffer; truncated: boolean } | undefined;
+      // A connection that breaks mid-body is retried like one that broke before the headers.
+      for (let attempt = 1; read === undefined; attempt++) {
+        const res = await this.open(spec, t.signal);
+        const onAbort = () => res.destroy();
+        t.signal.addEventListener('abort', onAbort, { once: true });
+        signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          read = await readBounded(res, this.maxResponseBytes + 1);
+        } catch (cause) {
+          if (signal?.aborted) throw abortError(signal, spec.what);
+          if (t.signal.aborted) throw abortError(t.signal, spec.what);
+          const err = new ApiUnavailableError(
+            `${spec.what}: the connection broke while reading the response`,
+            {
+              cause,
+              attempts: attempt,
+            },
+          );
+          if (!spec.idempotent || attempt >= this.#attempts) throw err;
+          this.logger.debug({ what: spec.what, attempt }, 'kube: body read failed, retrying');
+          await sleep(this.backoff(attempt), signal ?? t.signal);
+        } finally {
+          t.signal.removeEventListener('abort', onAbort);
+          signal?.removeEventListener('abort', onAbort);
+        }
       }
       if (signal?.aborted) throw abortError(signal, spec.what);
       if (t.signal.aborted) throw abortError(t.signal, spec.what);

@@ -73,11 +73,14 @@ export const containerStatusSchema = z.looseObject({
   lastState: containerStateSchema.optional(),
 });
 
-/** A `v1.Pod`. */
+/** Metadata of a stored object as a real API server returns it: name and uid always present. */
+const storedMetaSchema = objectMetaSchema.extend({ name: str, uid: str });
+
+/** A `v1.Pod` (metadata `name`, `namespace` and `uid` are required). */
 export const podSchema = z.looseObject({
   apiVersion: str.optional(),
   kind: str.optional(),
-  metadata: objectMetaSchema,
+  metadata: storedMetaSchema.extend({ namespace: str }),
   spec: z
     .looseObject({
       nodeName: str.optional(),
@@ -115,11 +118,11 @@ export const podListSchema = z.looseObject({
   items: z.array(podSchema).nullable(),
 });
 
-/** A `v1.Node` (the fields we read). */
+/** A `v1.Node` (the fields we read; metadata `name` and `uid` are required). */
 export const nodeSchema = z.looseObject({
   apiVersion: str.optional(),
   kind: str.optional(),
-  metadata: objectMetaSchema,
+  metadata: storedMetaSchema,
   spec: z.looseObject({ providerID: str.optional() }).optional(),
   status: z
     .looseObject({

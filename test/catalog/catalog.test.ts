@@ -17,6 +17,7 @@ import {
 } from './backends.js';
 
 const REGIONS = ['us-east-1', 'eu-west-1', 'ap-southeast-2'];
+const fakePem = '-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n';
 
 function byKey(clusters: ClusterInfo[]): Map<string, ClusterInfo> {
   return new Map(clusters.map((c) => [`${c.accountId}/${c.region}/${c.name}`, c]));
@@ -151,9 +152,16 @@ function catalogSuite(start: () => Promise<Backend>) {
       endpoint: 'https://127.0.0.1:1',
       tlsServerName: 'x.eks.amazonaws.com',
       // moto's CA data is random text, so a CA is passed along
-      caData: '-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n',
+      caData: fakePem,
     });
     expect(kube.server).toMatch(/^https:\/\/127\.0\.0\.1:1/);
+    // from inside the VPC the real endpoint is used
+    const inside = await catalog.connect(beta, { insideVpc: true, caData: fakePem });
+    expect(inside.server).toBe(new URL(beta.endpoint ?? '').toString());
+    // a cluster without an endpoint yet
+    await expect(catalog.connect({ ...beta, endpoint: undefined, status: 'CREATING' })).rejects.toThrow(
+      /CREATING/,
+    );
     expect(inspect(catalog)).not.toMatch(/secret/i);
   });
 }

@@ -5,14 +5,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nginxProfile, runCustomProfile, webSummaryProfile } from '../../examples/custom-profile.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, collectedFile, type Env, filesIndex, sandboxMissing, startEnv } from './support.js';
+import {
+  addSandboxPod,
+  bundleJson,
+  collectedFile,
+  type Env,
+  filesIndex,
+  sandboxMissing,
+  startEnv,
+} from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
 describe('examples/custom-profile.ts (pure)', () => {
   it('validates its declarative profile', () => {
     expect(nginxProfile.name).toBe('nginx');
-    expect(nginxProfile.items.map((i) => i.id)).toEqual(['nginx-conf', 'nginx-logs', 'web-root-listing', 'tls-keys']);
+    expect(nginxProfile.items.map((i) => i.id)).toEqual([
+      'nginx-conf',
+      'nginx-logs',
+      'web-root-listing',
+      'tls-keys',
+    ]);
     expect(webSummaryProfile.phase).toBe('content');
   });
 });
@@ -50,7 +63,11 @@ describe.skipIf(skip)('examples/custom-profile.ts on a sandbox container', () =>
         },
       ],
     });
-    const other = await addSandboxPod(env, { preset: 'busybox' }, { command: ['sleep', '86400'], container: 'nginx' });
+    const other = await addSandboxPod(
+      env,
+      { preset: 'busybox' },
+      { command: ['sleep', '86400'], container: 'nginx' },
+    );
     const report = await runCustomProfile(env.sink, [
       { kube: env.kube, namespace: 'shop', pod: 'web-0', container: 'nginx' },
       { kube: env.kube, ...other },
@@ -58,18 +75,30 @@ describe.skipIf(skip)('examples/custom-profile.ts on a sandbox container', () =>
     const [web, plain] = report.targets;
     expect(web?.status, JSON.stringify(web?.reasons)).toBe('complete');
     const loc = web?.location as string;
-    expect((await collectedFile(loc, '/etc/nginx/conf.d/shop.conf', 'nginx'))?.toString()).toBe('server { listen 8080; }\n');
+    expect((await collectedFile(loc, '/etc/nginx/conf.d/shop.conf', 'nginx'))?.toString()).toBe(
+      'server { listen 8080; }\n',
+    );
     const rows = filesIndex(loc, 'nginx');
     expect(rows.find((r) => r.path === '/etc/nginx/shop.key')?.status).toBe('hashed');
     expect(rows.find((r) => r.path === '/var/log/nginx/access.log')?.linkTarget).toBe('/dev/stdout');
     expect(rows.find((r) => r.path === '/usr/share/nginx/html/.cache/x.php')).toBeUndefined();
     const { readFileSync } = await import('node:fs');
-    expect(readFileSync(`${loc}/containers/nginx/files/bodyfile.txt`, 'utf8')).toContain('|/usr/share/nginx/html/.cache/x.php|');
-    const summary = bundleJson<{ strategy: string; webRoot: string }>(loc, 'containers/nginx/web-summary.json');
+    expect(readFileSync(`${loc}/containers/nginx/files/bodyfile.txt`, 'utf8')).toContain(
+      '|/usr/share/nginx/html/.cache/x.php|',
+    );
+    const summary = bundleJson<{ strategy: string; webRoot: string }>(
+      loc,
+      'containers/nginx/web-summary.json',
+    );
     expect(summary.strategy).toBe('tar');
     expect(summary.webRoot).toContain('.cache');
     // not labelled app=web: the programmatic profile is recorded as not applicable
-    const manifest = bundleJson<{ artifacts: { path: string; status: string; reason?: string }[] }>(plain?.location as string, 'manifest.json');
-    expect(manifest.artifacts.find((a) => a.path === 'containers/nginx/profiles/web-summary')?.reason).toContain('not labelled app=web');
+    const manifest = bundleJson<{ artifacts: { path: string; status: string; reason?: string }[] }>(
+      plain?.location as string,
+      'manifest.json',
+    );
+    expect(
+      manifest.artifacts.find((a) => a.path === 'containers/nginx/profiles/web-summary')?.reason,
+    ).toContain('not labelled app=web');
   }, 60_000);
 });

@@ -445,3 +445,60 @@ describe('sensitive content', () => {
     expect(JSON.stringify(transformEnviron(raw, 'redact'))).not.toContain('hunter2');
   });
 });
+
+describe('targetsFromPods', () => {
+  it('keeps visible running containers of catalog listings', async () => {
+    const { targetsFromPods } = await import('../../src/collect/index.js');
+    const kube = {
+      exec: async () => Promise.reject(new Error('unused')),
+      getPod: async () => Promise.reject(new Error('unused')),
+    };
+    const c = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      kind: 'container',
+      state: 'running',
+      restartCount: 0,
+      hidden: false,
+      ...extra,
+    });
+    const pods = [
+      {
+        namespace: 'a',
+        name: 'p1',
+        computeType: 'EC2',
+        labels: {},
+        hidden: false,
+        raw: {},
+        containers: [
+          c('app'),
+          c('init', { kind: 'init' }),
+          c('dbg', { kind: 'ephemeral' }),
+          c('gone', { state: 'terminated' }),
+        ],
+      },
+      {
+        namespace: 'kube-system',
+        name: 'p2',
+        computeType: 'EC2',
+        labels: {},
+        hidden: true,
+        raw: {},
+        containers: [c('x')],
+      },
+      {
+        namespace: 'b',
+        name: 'p3',
+        computeType: 'EC2',
+        labels: {},
+        hidden: false,
+        raw: {},
+        containers: [c('side', { kind: 'sidecar' }), c('secret', { hidden: true })],
+      },
+    ] as unknown as Parameters<typeof targetsFromPods>[1];
+    expect(targetsFromPods(kube, pods).map((t) => `${t.namespace}/${t.pod}/${t.container}`)).toEqual([
+      'a/p1/app',
+      'b/p3/side',
+    ]);
+    expect(targetsFromPods(kube, pods, { includeInit: true })).toHaveLength(3);
+  });
+});

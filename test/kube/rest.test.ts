@@ -272,6 +272,20 @@ describe('KubeClient REST over http', () => {
     expect(n).toBe(2);
   });
 
+  it('retries a connection that breaks in the middle of the body', async () => {
+    let n = 0;
+    s.handler = (_q, res) => {
+      if (++n === 1) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        res.write('{"metadata":');
+        setTimeout(() => res.socket?.destroy(), 10);
+      } else json(res, 200, JSON.stringify(pod('web')));
+    };
+    const p = await client().getPod('default', 'web');
+    expect(p.metadata.name).toBe('web');
+    expect(n).toBe(2);
+  });
+
   it('never retries the ephemeral-container PATCH, and sends a strategic merge patch', async () => {
     s.handler = (_q, res) => json(res, 500, status(500, 'InternalError', 'nope'));
     const err = await client()

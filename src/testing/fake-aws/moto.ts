@@ -34,10 +34,13 @@ export function motoServerMissing(command = 'moto_server'): string | undefined {
  */
 export async function startMotoServer(options: StartMotoOptions = {}): Promise<MotoServer> {
   const command = options.command ?? 'moto_server';
+  // The shell is the leader of its own process group; when its stdin closes (close() or this
+  // process dying) it signals the whole group, so launchers that fork (pyenv shims) leave nothing.
   const script =
-    '"$0" -H 127.0.0.1 -p 0 2>&1 & m=$!; trap \'kill $m 2>/dev/null; wait $m 2>/dev/null\' EXIT INT TERM; read _x; exit 0';
+    '"$0" -H 127.0.0.1 -p 0 2>&1 & trap \'trap - TERM; kill -TERM 0 2>/dev/null\' EXIT INT TERM; read _x; exit 0';
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn('sh', ['-c', script, command], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let log = '';
@@ -76,7 +79,17 @@ export async function startMotoServer(options: StartMotoOptions = {}): Promise<M
     endpoint,
     close: async () => {
       child.stdin.end();
+      const timer = setTimeout(() => {
+        if (child.pid !== undefined) {
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }, 5000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -133,7 +133,7 @@ export type SandboxEntry =
 
 /** A file map: `{ '/etc/app.conf': { content: '…' } }`, or a list of entries with a `path` (any bytes). */
 export type SandboxFileMap =
-  | Readonly<Record<string, SandboxEntry>>
+  | Record<string, SandboxEntry>
   | readonly (SandboxEntry & { path: SandboxPath })[];
 
 /** A growing file set up by {@link buildRootfs}: the runtime drives it. */
@@ -153,7 +153,7 @@ export function fileMapEntries(map: SandboxFileMap | undefined): { path: Buffer;
       list.push({ path: toBuf(e.path), entry: e });
     }
   } else {
-    for (const [p, entry] of Object.entries(map as Readonly<Record<string, SandboxEntry>>)) {
+    for (const [p, entry] of Object.entries(map as Record<string, SandboxEntry>)) {
       list.push({ path: Buffer.from(p), entry });
     }
   }

@@ -632,10 +632,18 @@ class SandboxContainer implements SandboxRuntimeContainer {
       }
       const c = child;
       const nsPid = c.pid ?? 0;
-      void procChildren(nsPid).then((kids) => {
-        if (kids.length === 0) c.kill(signal);
-        for (const k of kids) killQuiet(k, signal);
-      });
+      // Signal the process inside, not nsenter (which would orphan it); nsenter forks at once.
+      void (async () => {
+        for (let i = 0; i < 40 && c.exitCode === null && c.signalCode === null; i++) {
+          const kids = await procChildren(nsPid);
+          if (kids.length > 0) {
+            for (const k of kids) killQuiet(k, signal);
+            return;
+          }
+          await delay(5);
+        }
+        c.kill(signal);
+      })();
     };
     const fail = (message: string): RuntimeExecExit => {
       stdout.end();
@@ -794,6 +802,3 @@ export function sandboxEphemeralContainerRuntime(
 ): (image: string) => { runtime: string; options: SandboxContainerOptions } {
   return () => ({ runtime, options: { preset: 'busybox' } });
 }
-
-/** The container class, for `instanceof` checks in tests. @internal */
-export { SandboxContainer };

@@ -1,0 +1,172 @@
+/**
+ * Every example runs in `--local` mode (FakeAws or moto_server + FakeCluster on 127.0.0.1) as a
+ * real process, and what it prints is checked against the bundles it wrote.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { verifyEvidence } from '../../src/index.js';
+import { motoServerMissing } from '../../src/testing/index.js';
+import { skipWithoutPeer } from '../support/peers.js';
+import { sandboxMissing } from '../sandbox/support.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const tsx = join(repo, 'node_modules/.bin/tsx');
+const scratch = mkdtempSync(join(tmpdir(), 'eksf-examples-'));
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function run(args: string[]): Promise<Run> {
+  const started = Date.now();
+  return new Promise((done) => {
+    execFile(
+      tsx,
+      args,
+      {
+        cwd: repo,
+        encoding: 'utf8',
+        timeout: 170_000,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, NODE_NO_WARNINGS: '1', DEBUG: '' },
+      },
+      (err, stdout, stderr) =>
+        done({
+          code: err ? Number((err as { code?: number | string }).code ?? 1) || 1 : 0,
+          stdout,
+          stderr,
+          ms: Date.now() - started,
+        }),
+    );
+  });
+}
+
+const noSandbox = sandboxMissing();
+
+describe('npm run demo (examples/demo.ts)', () => {
+  it('acquires the namespace, verifies every bundle and shows the planted indicators', { timeout: 180_000 }, async () => {
+    const out = join(scratch, 'demo');
+    const r = await run(['examples/demo.ts', '--out', out]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack traces
+    expect(r.stdout).toMatch(/\[6\/6\] verify +verifyEvidence re-hashed 2\/2 bundle\(s\): valid/);
+    expect(r.stdout).toMatch(/targets +2 \(2 complete, 0 partial, 0 failed\)|targets +2 \(/);
+    expect(r.stdout).toMatch(noSandbox ? /host runtime/ : /sandbox runtime/);
+    // the bundles it names exist and verify independently of the demo
+    const locations = [...r.stdout.matchAll(/^ {4}\S+\/\S+: (\/\S+)$/gm)].map((m) => m[1] ?? '');
+    expect(locations).toHaveLength(2);
+    for (const loc of locations) {
+      expect(existsSync(join(loc, 'manifest.json'))).toBe(true);
+      expect((await verifyEvidence(loc)).status).toBe('valid');
+    }
+    expect(r.stdout).toMatch(/npx tsx examples\/verify-bundle\.ts \S+ --expected-sha256 [0-9a-f]{64}/);
+    // the indicators come from the bundle, not from the lab
+    expect(r.stdout).toContain('/etc/ld.so.preload: /usr/local/lib/libsystemd-helper.so');
+    expect(r.stdout).toMatch(/\/root\/\.ssh\/authorized_keys: ssh-ed25519 \S+ root@kinsing/);
+    expect(r.stdout).toMatch(/cron \/etc\/crontabs\/root: \*\/10 \* \* \* \*/);
+    expect(r.stdout).toMatch(/deleted binary \/tmp\/\.x\/xmrig \(deleted\) runs as pid \d+/);
+    if (!noSandbox) {
+      expect(r.stdout).toMatch(/TCP established 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:4444 \(pid \d+\)/);
+      expect(r.stdout).toMatch(/deleted binary \/var\/tmp\/\.rs\/sh \(deleted\)/);
+    }
+    expect(r.ms).toBeLessThan(120_000);
+  });
+});
+
+describe('examples/verify-bundle.ts --local', () => {
+  it('verifies a fresh bundle and catches a modified and a missing file', { timeout: 180_000 }, async () => {
+    const r = await run(['examples/verify-bundle.ts', '--local']);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/as acquired: VALID/);
+    expect(r.stdout).toMatch(/after tampering: INVALID/);
+    expect(r.stdout).toMatch(/modified +pod\/pod\.json/);
+    expect(r.stdout).toMatch(/missing +pod\/events\.json/);
+    expect(r.stdout).toMatch(/tampering detected: OK/);
+  });
+
+  it('exits 1 with a one-line message for a location that does not exist', { timeout: 60_000 }, async () => {
+    const r = await run(['examples/verify-bundle.ts', join(scratch, 'nope')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/does not exist/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+const skipMoto = skipWithoutPeer('moto_server', motoServerMissing());
+const skipSandbox = skipWithoutPeer('bwrap', noSandbox);
+
+describe.skipIf(skipMoto || skipSandbox)('acquisition examples --local (moto_server + FakeCluster sandbox)', () => {
+  it('acquire-container: one complete bundle that verifies', { timeout: 180_000 }, async () => {
+    const out = join(scratch, 'acquire');
+    const r = await run(['examples/acquire-container.ts', '--local', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/local: moto_server \(EKS \+ STS\)/);
+    const report = JSON.parse(r.stdout) as {
+      status: string;
+      location: string;
+      manifestSha256: string;
+      verify: { status: string };
+      artifacts: { complete: number };
+    };
+    expect(report.status).toBe('complete');
+    expect(report.verify.status).toBe('valid');
+    expect(report.location.startsWith(out)).toBe(true);
+    expect(report.artifacts.complete).toBeGreaterThan(20);
+    const v = await verifyEvidence(report.location, { expectedManifestSha256: report.manifestSha256 });
+    expect(v.ok).toBe(true);
+    const custody = JSON.parse(readFileSync(join(report.location, 'custody.json'), 'utf8')) as {
+      cluster?: { name?: string };
+    };
+    expect(custody.cluster?.name).toBe('prod-payments');
+  });
+
+  it('sweep-namespace: both containers of the namespace, the hidden pod untouched', { timeout: 180_000 }, async () => {
+    const out = join(scratch, 'sweep');
+    const r = await run(['examples/sweep-namespace.ts', '--local', '--out', out, '--concurrency', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+      namespace: string;
+      status: string;
+      targets: Array<{ pod: string; container: string; status: string; verify: string }>;
+    };
+    expect(summary.namespace).toBe('shop');
+    expect(summary.targets.map((t) => `${t.pod}/${t.container}:${t.status}:${t.verify}`).sort()).toEqual([
+      'cart-6d4b7c9f5-k8p2m/cart:complete:valid',
+      'payments-api-7f9c6d5b8-x2x4q/app:complete:valid',
+    ]);
+    expect(r.stdout).not.toMatch(/coredns/);
+  });
+
+  it('s3-sink: the bundle lands in moto S3 with Object Lock and verifies from S3', { timeout: 180_000 }, async () => {
+    const r = await run(['examples/s3-sink.ts', '--local']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      status: string;
+      location: string;
+      objectLock: { mode: string } | null;
+      verify: { status: string; anchors: string[] };
+    };
+    expect(report.status).toBe('complete');
+    expect(report.location).toMatch(/^s3:\/\/ir-evidence-local\/evidence\/[0-9a-f-]{36}\/$/);
+    expect(report.objectLock?.mode).toBe('GOVERNANCE');
+    expect(report.verify.status).toBe('valid');
+    expect(report.verify.anchors).toContain('expected-manifest-sha256');
+  });
+
+  it('acquire-container: a missing pod ends with one line and exit code 1', { timeout: 180_000 }, async () => {
+    const r = await run(['examples/acquire-container.ts', '--local', '--pod', 'nope', '--out', join(scratch, 'x')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
