@@ -53,9 +53,13 @@ run(async () => {
     const { cluster, kube } = opened;
     // fail early with the API's own 404/403 message when the pod is not there or not ours to read
     const podObject = await kube.getPod(namespace, pod);
-    const names = [...(podObject.spec?.containers ?? []), ...(podObject.spec?.initContainers ?? [])].map((c) => c.name);
+    const names = [...(podObject.spec?.containers ?? []), ...(podObject.spec?.initContainers ?? [])].map(
+      (c) => c.name,
+    );
     if (!names.includes(container)) {
-      throw new UsageError(`pod ${namespace}/${pod} has no container "${container}" (it has: ${names.join(', ')})`);
+      throw new UsageError(
+        `pod ${namespace}/${pod} has no container "${container}" (it has: ${names.join(', ')})`,
+      );
     }
     const collector = new ArtifactCollector({
       sink: new DirectorySink({ root: resolve(values.out ?? './evidence') }),
@@ -65,7 +69,8 @@ run(async () => {
       cluster: { name: cluster.name, arn: cluster.arn, region: cluster.region, accountId: cluster.accountId },
     });
     collector.on('progress', (e) => {
-      if (e.type === 'artifact-finished') process.stderr.write(`  ${e.status.padEnd(9)} ${e.path} (${e.bytes} B)\n`);
+      if (e.type === 'artifact-finished')
+        process.stderr.write(`  ${e.status.padEnd(9)} ${e.path} (${e.bytes} B)\n`);
     });
     const report = await collector.acquire({
       kube,

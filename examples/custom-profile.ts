@@ -15,8 +15,8 @@ import { parseArgs } from 'node:util';
 import {
   type AcquisitionReport,
   type AcquisitionTarget,
-  type ArtifactProfile,
   ArtifactCollector,
+  type ArtifactProfile,
   DirectorySink,
   type EvidenceSink,
   KubeClient,
@@ -69,7 +69,9 @@ export const webSummaryProfile: ArtifactProfile = {
   phase: 'content',
   needs: 'exec',
   appliesTo: ({ pod }) =>
-    pod?.metadata?.labels?.app === 'web' ? { applies: true } : { applies: false, reason: 'pod is not labelled app=web' },
+    pod?.metadata?.labels?.app === 'web'
+      ? { applies: true }
+      : { applies: false, reason: 'pod is not labelled app=web' },
   async collect(ctx) {
     // argv only: no shell, no target-derived strings interpolated anywhere
     const tcp = await ctx.exec(['cat', '/proc/net/tcp'], { maxBytes: 1024 * 1024 });
@@ -90,8 +92,15 @@ export const webSummaryProfile: ArtifactProfile = {
 };
 
 /** Runs `pod-state` + the two custom profiles against targets; returns the report. */
-export async function runCustomProfile(sink: EvidenceSink, targets: AcquisitionTarget[]): Promise<AcquisitionReport> {
-  const collector = new ArtifactCollector({ sink, profiles: ['pod-state', nginxProfile, webSummaryProfile], concurrency: 4 });
+export async function runCustomProfile(
+  sink: EvidenceSink,
+  targets: AcquisitionTarget[],
+): Promise<AcquisitionReport> {
+  const collector = new ArtifactCollector({
+    sink,
+    profiles: ['pod-state', nginxProfile, webSummaryProfile],
+    concurrency: 4,
+  });
   collector.on('progress', (e) => {
     if (e.type === 'target-finished') console.error(`${e.target.pod}/${e.target.container}: ${e.status}`);
   });
@@ -116,8 +125,12 @@ async function local(): Promise<void> {
             preset: 'busybox',
             files: {
               '/etc/nginx/nginx.conf': { content: 'events {}\nhttp { include /etc/nginx/conf.d/*.conf; }\n' },
-              '/etc/nginx/conf.d/shop.conf': { content: 'server { listen 8080; root /usr/share/nginx/html; }\n' },
-              '/etc/nginx/shop.key': { content: '-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n' },
+              '/etc/nginx/conf.d/shop.conf': {
+                content: 'server { listen 8080; root /usr/share/nginx/html; }\n',
+              },
+              '/etc/nginx/shop.key': {
+                content: '-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n',
+              },
               '/var/log/nginx/access.log': { type: 'symlink', target: '/dev/stdout' },
               '/var/log/nginx/error.log': { content: '2026/11/22 10:00:00 [error] upstream timed out\n' },
               '/usr/share/nginx/html/index.html': { content: '<h1>shop</h1>\n' },
@@ -127,9 +140,15 @@ async function local(): Promise<void> {
         },
       ],
     });
-    const kube = new KubeClient({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken });
+    const kube = new KubeClient({
+      server: cluster.server,
+      caData: cluster.caData,
+      token: cluster.adminToken,
+    });
     const root = await mkdtemp(join(tmpdir(), 'eksf-example-'));
-    const report = await runCustomProfile(new DirectorySink({ root }), [{ kube, namespace: 'shop', pod: 'web-0', container: 'nginx' }]);
+    const report = await runCustomProfile(new DirectorySink({ root }), [
+      { kube, namespace: 'shop', pod: 'web-0', container: 'nginx' },
+    ]);
     for (const t of report.targets) {
       console.log(`${t.target.pod}/${t.target.container}: ${t.status} via ${t.strategy.content}`);
       console.log(`  bundle ${t.location} manifest sha256 ${t.manifestSha256}`);
@@ -144,7 +163,9 @@ const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileUR
 if (isMain) {
   const { values } = parseArgs({ options: { local: { type: 'boolean', default: false } } });
   if (!values.local) {
-    console.error('usage: npx tsx examples/custom-profile.ts --local   (or import runCustomProfile from your code)');
+    console.error(
+      'usage: npx tsx examples/custom-profile.ts --local   (or import runCustomProfile from your code)',
+    );
     process.exit(2);
   }
   local().catch((err: unknown) => {

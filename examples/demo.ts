@@ -64,14 +64,16 @@ const shown = (p: string) => {
   const r = relative(process.cwd(), p);
   return r && !r.startsWith('..') ? r : p;
 };
-const mb = (n: number) => (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+const mb = (n: number) =>
+  n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 
 /** A failure the demo explains without a stack trace. */
 class DemoFailure extends Error {}
 
 async function main(): Promise<number> {
   const runtimeArg = values.runtime as LabRuntime;
-  if (!['auto', 'sandbox', 'host'].includes(runtimeArg)) throw new DemoFailure('--runtime must be auto, sandbox or host');
+  if (!['auto', 'sandbox', 'host'].includes(runtimeArg))
+    throw new DemoFailure('--runtime must be auto, sandbox or host');
   const concurrency = Number(values.concurrency);
   const outDir = resolve(values.out ?? './evidence');
   say('eks-forensics demo: triage of a compromised pod in a local stand-in for EKS\n');
@@ -87,7 +89,8 @@ async function main(): Promise<number> {
     // 2. discover the cluster like in a real account
     const catalog = new ClusterCatalog(lab.catalogOptions);
     const { clusters, problems } = await catalog.discover();
-    if (problems.length) throw new DemoFailure(`discovery problems: ${problems.map((p) => p.message).join('; ')}`);
+    if (problems.length)
+      throw new DemoFailure(`discovery problems: ${problems.map((p) => p.message).join('; ')}`);
     const cluster = clusters.find((c) => c.name === lab.clusterName);
     if (!cluster) throw new DemoFailure(`cluster ${lab.clusterName} not discovered`);
     step(
@@ -119,7 +122,13 @@ async function main(): Promise<number> {
     const targets: AcquisitionTarget[] = pods.flatMap((p) =>
       p.containers
         .filter((c) => c.state === 'running')
-        .map((c) => ({ kube, namespace: p.namespace, pod: p.name, container: c.name, fs: lab.fsFor(c.name) })),
+        .map((c) => ({
+          kube,
+          namespace: p.namespace,
+          pod: p.name,
+          container: c.name,
+          fs: lab.fsFor(c.name),
+        })),
     );
     if (targets.length === 0) throw new DemoFailure(`no running containers in namespace ${LAB_NAMESPACE}`);
     step(
@@ -149,7 +158,9 @@ async function main(): Promise<number> {
         detail(`▶ ${name}`);
       } else if (e.type === 'target-finished') {
         running.delete(name);
-        detail(`${e.status === 'complete' ? '✔' : '✖'} ${name}: ${e.status}${e.reasons.length ? ` (${e.reasons.join('; ')})` : ''}`);
+        detail(
+          `${e.status === 'complete' ? '✔' : '✖'} ${name}: ${e.status}${e.reasons.length ? ` (${e.reasons.join('; ')})` : ''}`,
+        );
       } else if (e.type === 'artifact-finished') {
         artifacts++;
       } else if (e.type === 'bytes') {
@@ -182,10 +193,15 @@ async function main(): Promise<number> {
       if (v.ok) verified++;
       else failures.push(`${t.location}: ${v.status} ${v.problems.map((p) => p.message).join('; ')}`);
     }
-    step(6, 'verify', `verifyEvidence re-hashed ${verified}/${report.targets.length} bundle(s): ${failures.length ? 'PROBLEMS' : 'valid'}`);
+    step(
+      6,
+      'verify',
+      `verifyEvidence re-hashed ${verified}/${report.targets.length} bundle(s): ${failures.length ? 'PROBLEMS' : 'valid'}`,
+    );
 
     // summary
-    const sum = (k: keyof TargetReport['artifacts']) => report.targets.reduce((n, t) => n + t.artifacts[k], 0);
+    const sum = (k: keyof TargetReport['artifacts']) =>
+      report.targets.reduce((n, t) => n + t.artifacts[k], 0);
     const byStatus = (s: string) => report.targets.filter((t) => t.status === s).length;
     say('\nSummary');
     say(
@@ -194,7 +210,9 @@ async function main(): Promise<number> {
     say(
       `  artifacts   ${sum('complete') + sum('truncated') + sum('failed') + sum('skipped')} (${sum('complete')} complete, ${sum('truncated')} truncated, ${sum('failed')} failed, ${sum('skipped')} skipped by policy)`,
     );
-    say(`  bytes       ${mb(report.bytes)} in ${((Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000).toFixed(1)} s`);
+    say(
+      `  bytes       ${mb(report.bytes)} in ${((Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000).toFixed(1)} s`,
+    );
     say(`  runtime     ${lab.runtimeNote}`);
     say('  look at first:');
     const found = new Map<string, Indicators>();
@@ -203,7 +221,9 @@ async function main(): Promise<number> {
       const ind = await readIndicators(t.location, t.target.container);
       found.set(t.target.container, ind);
       const lines = formatIndicators(ind, '      ');
-      say(`    ${t.target.namespace}/${t.target.pod}/${t.target.container}${lines.length ? '' : ': nothing obvious'}`);
+      say(
+        `    ${t.target.namespace}/${t.target.pod}/${t.target.container}${lines.length ? '' : ': nothing obvious'}`,
+      );
       for (const l of lines) say(l);
     }
     say('  bundles:');
@@ -215,8 +235,7 @@ async function main(): Promise<number> {
       report.targets.find((t) => {
         const ind = found.get(t.target.container);
         return t.location !== undefined && ind !== undefined && indicatorCount(ind) > 0;
-      }) ??
-      report.targets.find((t) => t.location);
+      }) ?? report.targets.find((t) => t.location);
     if (first?.location) {
       say('  verify again:');
       say(
@@ -226,7 +245,8 @@ async function main(): Promise<number> {
 
     // every claim above must hold
     for (const t of report.targets) {
-      if (t.status === 'failed' || !t.finalized) failures.push(`${t.target.pod}/${t.target.container}: ${t.status}`);
+      if (t.status === 'failed' || !t.finalized)
+        failures.push(`${t.target.pod}/${t.target.container}: ${t.status}`);
       if (lab.runtime === 'sandbox' && t.status !== 'complete') {
         failures.push(`${t.target.pod}/${t.target.container} is ${t.status}: ${t.reasons.join('; ')}`);
       }
@@ -249,7 +269,9 @@ async function main(): Promise<number> {
       for (const f of failures) say(`  ${f}`);
       return 1;
     }
-    say(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Next: docs/getting-started.md (real EKS in ~15 lines).`);
+    say(
+      `\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Next: docs/getting-started.md (real EKS in ~15 lines).`,
+    );
     return 0;
   } finally {
     const t = Date.now();

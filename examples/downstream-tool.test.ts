@@ -27,7 +27,7 @@ import { FakeCluster, type ScriptedHandler } from '../src/testing/index.js';
 // ---------------------------------------------------------------- the downstream tool
 
 /** One finding of {@link huntMiners}. */
-export interface MinerFinding {
+interface MinerFinding {
   pod: string;
   container: string;
   verdict: 'miner' | 'clean' | 'no-ps' | 'forbidden';
@@ -37,7 +37,7 @@ export interface MinerFinding {
 const MINER_RE = /stratum\+tcp:\/\/|xmrig|--donate-level/;
 
 /** Execs `ps -eo pid,args` in every running container of `namespace` and flags miners. */
-export async function huntMiners(kube: KubeClient, namespace: string): Promise<MinerFinding[]> {
+async function huntMiners(kube: KubeClient, namespace: string): Promise<MinerFinding[]> {
   const findings: MinerFinding[] = [];
   for await (const pod of kube.listPods({ namespace })) {
     for (const status of pod.status?.containerStatuses ?? []) {
@@ -58,10 +58,14 @@ export async function huntMiners(kube: KubeClient, namespace: string): Promise<M
         session.stderr.resume();
         await session.result;
         const hit = out.split('\n').find((l) => MINER_RE.test(l));
-        findings.push(hit ? { ...base, verdict: 'miner', evidence: hit.trim() } : { ...base, verdict: 'clean' });
+        findings.push(
+          hit ? { ...base, verdict: 'miner', evidence: hit.trim() } : { ...base, verdict: 'clean' },
+        );
       } catch (err) {
-        if (err instanceof ForbiddenError) findings.push({ ...base, verdict: 'forbidden', evidence: err.message });
-        else if (err instanceof ExecFailedError) findings.push({ ...base, verdict: 'no-ps', evidence: err.message });
+        if (err instanceof ForbiddenError)
+          findings.push({ ...base, verdict: 'forbidden', evidence: err.message });
+        else if (err instanceof ExecFailedError)
+          findings.push({ ...base, verdict: 'no-ps', evidence: err.message });
         else throw err;
       }
     }
@@ -156,7 +160,12 @@ describe('huntMiners (a downstream tool) against FakeCluster', () => {
   it('acquires API state into a MemorySink and the bundle verifies', async () => {
     const sink = new MemorySink();
     const collector = new ArtifactCollector({ sink, profiles: ['pod-state'] });
-    const report = await collector.acquire({ kube: admin, namespace: 'shop', pod: 'api-0', container: 'api' });
+    const report = await collector.acquire({
+      kube: admin,
+      namespace: 'shop',
+      pod: 'api-0',
+      container: 'api',
+    });
     const t = report.targets[0];
     expect(t?.finalized).toBe(true);
     const bundle = sink.bundles.get(t?.acquisitionId ?? '');

@@ -119,17 +119,29 @@ export async function readIndicators(bundle: string, container: string): Promise
     connections: [],
     warningEvents: [],
   };
-  type Proc = { pid: number; cmdline?: string; exe?: string; exeDeleted?: boolean; collector?: boolean; fds?: Record<string, string> };
+  type Proc = {
+    pid: number;
+    cmdline?: string;
+    exe?: string;
+    exeDeleted?: boolean;
+    collector?: boolean;
+    fds?: Record<string, string>;
+  };
   const procs =
-    readJson<{ processes: Proc[] }>(join(base, 'proc', 'processes.json'))?.processes.filter((p) => !p.collector) ?? [];
+    readJson<{ processes: Proc[] }>(join(base, 'proc', 'processes.json'))?.processes.filter(
+      (p) => !p.collector,
+    ) ?? [];
   const socketOwners = new Map<string, number[]>();
   for (const p of procs) {
-    if (p.exeDeleted) out.deletedBinaries.push({ pid: p.pid, exe: p.exe ?? '?', cmdline: (p.cmdline ?? '').slice(0, 160) });
+    if (p.exeDeleted)
+      out.deletedBinaries.push({ pid: p.pid, exe: p.exe ?? '?', cmdline: (p.cmdline ?? '').slice(0, 160) });
     for (const target of Object.values(p.fds ?? {})) {
       const m = /^socket:\[(\d+)\]$/.exec(target);
       if (m?.[1]) socketOwners.set(m[1], [...(socketOwners.get(m[1]) ?? []), p.pid]);
     }
-    const env = readJson<{ variables: Array<{ name: string }> }>(join(base, 'proc', String(p.pid), 'environ.json'));
+    const env = readJson<{ variables: Array<{ name: string }> }>(
+      join(base, 'proc', String(p.pid), 'environ.json'),
+    );
     if (env?.variables.some((v) => v.name === 'LD_PRELOAD')) out.ldPreloadEnv.push(p.pid);
   }
   for (const table of ['tcp', 'tcp6']) {
@@ -155,9 +167,12 @@ export async function readIndicators(bundle: string, container: string): Promise
       if (l.length) out.cron.push({ path: row.path, lines: l });
     }
   }
-  const events = readJson<Array<{ type?: string; reason?: string; message?: string }>>(join(bundle, 'pod', 'events.json'));
+  const events = readJson<Array<{ type?: string; reason?: string; message?: string }>>(
+    join(bundle, 'pod', 'events.json'),
+  );
   for (const e of Array.isArray(events) ? events : []) {
-    if (e.type === 'Warning') out.warningEvents.push(`${e.reason ?? '?'}: ${(e.message ?? '').slice(0, 160)}`);
+    if (e.type === 'Warning')
+      out.warningEvents.push(`${e.reason ?? '?'}: ${(e.message ?? '').slice(0, 160)}`);
   }
   return out;
 }
@@ -185,17 +200,24 @@ export function formatIndicators(i: Indicators, indent = '    '): string[] {
     out.push(`deleted binary ${exe} runs as pid ${pids}: ${ps[0]?.cmdline ?? ''}`);
   }
   if (byExe.size > MAX_SHOWN) {
-    out.push(`… ${byExe.size - MAX_SHOWN} more deleted binaries in containers/${i.container}/proc/processes.json`);
+    out.push(
+      `… ${byExe.size - MAX_SHOWN} more deleted binaries in containers/${i.container}/proc/processes.json`,
+    );
   }
   if (i.ldSoPreload.length) out.push(`/etc/ld.so.preload: ${i.ldSoPreload.join(', ')}`);
-  if (i.ldPreloadEnv.length) out.push(`LD_PRELOAD set in process(es) ${i.ldPreloadEnv.join(', ')} (value hashed)`);
+  if (i.ldPreloadEnv.length)
+    out.push(`LD_PRELOAD set in process(es) ${i.ldPreloadEnv.join(', ')} (value hashed)`);
   for (const k of i.authorizedKeys) for (const l of k.lines) out.push(`${k.path}: ${l.slice(0, 100)}`);
   for (const c of i.cron) for (const l of c.lines) out.push(`cron ${c.path}: ${l.slice(0, 120)}`);
   for (const c of i.connections.slice(0, MAX_SHOWN)) {
-    out.push(`TCP established ${c.local} -> ${c.remote}${c.pids.length ? ` (pid ${c.pids.join(', ')})` : ''}`);
+    out.push(
+      `TCP established ${c.local} -> ${c.remote}${c.pids.length ? ` (pid ${c.pids.join(', ')})` : ''}`,
+    );
   }
   if (i.connections.length > MAX_SHOWN) {
-    out.push(`… ${i.connections.length - MAX_SHOWN} more connections in containers/${i.container}/proc/system/net/`);
+    out.push(
+      `… ${i.connections.length - MAX_SHOWN} more connections in containers/${i.container}/proc/system/net/`,
+    );
   }
   for (const e of i.warningEvents) out.push(`event ${e}`);
   return out.map((l) => `${indent}${l}`);

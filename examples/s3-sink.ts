@@ -69,7 +69,8 @@ run(async () => {
     }
 
     const options: S3SinkOptions = { client: s3, bucket, prefix: values.prefix };
-    if (values['kms-key']) options.encryption = { type: 'aws:kms', kmsKeyId: values['kms-key'], bucketKeyEnabled: true };
+    if (values['kms-key'])
+      options.encryption = { type: 'aws:kms', kmsKeyId: values['kms-key'], bucketKeyEnabled: true };
     const retainDays = values['retain-days'] ?? (lab ? '1' : undefined);
     if (retainDays) options.objectLock = { mode: 'GOVERNANCE', retainDays: Number(retainDays) };
 
@@ -80,7 +81,8 @@ run(async () => {
       cluster: { name: cluster.name, arn: cluster.arn, region: cluster.region, accountId: cluster.accountId },
     });
     collector.on('progress', (e) => {
-      if (e.type === 'target-finished') process.stderr.write(`${e.status} ${e.target.pod}/${e.target.container}\n`);
+      if (e.type === 'target-finished')
+        process.stderr.write(`${e.status} ${e.target.pod}/${e.target.container}\n`);
     });
     const report = await collector.acquire({ kube, namespace, pod, container, fs: lab?.fsFor(container) });
     const t = report.targets[0];

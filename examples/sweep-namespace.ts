@@ -48,14 +48,19 @@ run(async () => {
       for (const c of p.containers) {
         const hidden = p.hidden || c.hidden;
         if (hidden || c.state !== 'running' || c.kind === 'init') {
-          const why = hidden ? (c.hiddenReason ?? p.hiddenReason) : c.kind === 'init' ? 'init container' : c.state;
+          const why = hidden
+            ? (c.hiddenReason ?? p.hiddenReason)
+            : c.kind === 'init'
+              ? 'init container'
+              : c.state;
           console.log(`skip     ${p.name}/${c.name}: ${why}`);
           continue;
         }
         targets.push({ kube, namespace, pod: p.name, container: c.name, fs: opened.lab?.fsFor(c.name) });
       }
     }
-    if (targets.length === 0) throw new UsageError(`no running, visible containers in namespace ${namespace}`);
+    if (targets.length === 0)
+      throw new UsageError(`no running, visible containers in namespace ${namespace}`);
 
     const collector = new ArtifactCollector({
       sink: new DirectorySink({ root: resolve(values.out ?? './evidence') }),
@@ -66,14 +71,17 @@ run(async () => {
       cluster: { name: cluster.name, arn: cluster.arn, region: cluster.region, accountId: cluster.accountId },
     });
     collector.on('progress', (e) => {
-      if (e.type === 'target-started') process.stderr.write(`start    ${e.target.pod}/${e.target.container}\n`);
+      if (e.type === 'target-started')
+        process.stderr.write(`start    ${e.target.pod}/${e.target.container}\n`);
     });
     const report = await collector.acquire(targets);
 
     let worst = 0;
     const rows = [];
     for (const t of report.targets) {
-      const v = t.location ? await verifyEvidence(t.location, { expectedManifestSha256: t.manifestSha256 }) : undefined;
+      const v = t.location
+        ? await verifyEvidence(t.location, { expectedManifestSha256: t.manifestSha256 })
+        : undefined;
       const code = !v?.ok || t.status === 'failed' ? 1 : t.status === 'partial' ? 2 : 0;
       worst = code === 1 || worst === 1 ? 1 : Math.max(worst, code);
       console.log(

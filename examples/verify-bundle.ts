@@ -16,7 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
-import { ArtifactCollector, DirectorySink, type VerifyOptions, type VerifyReport, verifyEvidence } from '../src/index.js';
+import {
+  ArtifactCollector,
+  DirectorySink,
+  type VerifyOptions,
+  type VerifyReport,
+  verifyEvidence,
+} from '../src/index.js';
 import { CLUSTER_FLAGS, openCluster, run, UsageError } from './cli.js';
 import { LAB_COMPROMISED_POD, LAB_NAMESPACE } from './lab.js';
 
@@ -40,7 +46,9 @@ function print(title: string, r: VerifyReport): void {
   console.log(`${title}: ${r.status.toUpperCase()}  (${r.kind} ${r.location})`);
   console.log(`  acquisition ${r.acquisitionId ?? '?'}, ${r.checked} file(s) re-hashed`);
   console.log(`  manifest sha256 ${r.manifestSha256 ?? '-'}`);
-  console.log(`  anchors: ${r.anchors.join(', ') || 'none (only internal consistency was checked)'}; signature ${r.signature}`);
+  console.log(
+    `  anchors: ${r.anchors.join(', ') || 'none (only internal consistency was checked)'}; signature ${r.signature}`,
+  );
   if (r.aborted) console.log(`  aborted: ${r.aborted}`);
   for (const p of r.problems) console.log(`  ${p.code.padEnd(10)} ${p.path ?? ''} ${p.message}`);
 }
@@ -75,7 +83,10 @@ async function localDemo(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'eksf-verify-'));
   const opened = await openCluster({ local: true }, { aws: 'fake' });
   try {
-    const collector = new ArtifactCollector({ sink: new DirectorySink({ root: dir }), profiles: ['pod-state'] });
+    const collector = new ArtifactCollector({
+      sink: new DirectorySink({ root: dir }),
+      profiles: ['pod-state'],
+    });
     const report = await collector.acquire({
       kube: opened.kube,
       namespace: LAB_NAMESPACE,
@@ -83,7 +94,8 @@ async function localDemo(): Promise<number> {
       container: 'app',
     });
     const t = report.targets[0];
-    if (!t?.location || !t.manifestSha256) throw new UsageError(`acquisition failed: ${t?.reasons.join('; ')}`);
+    if (!t?.location || !t.manifestSha256)
+      throw new UsageError(`acquisition failed: ${t?.reasons.join('; ')}`);
     const good = await verifyEvidence(t.location, { expectedManifestSha256: t.manifestSha256 });
     print('as acquired', good);
 
@@ -97,8 +109,11 @@ async function localDemo(): Promise<number> {
     const bad = await verifyEvidence(copy, { expectedManifestSha256: t.manifestSha256 });
     print('after tampering', bad);
 
-    const caught = !bad.ok && bad.modified.includes('pod/pod.json') && bad.missing.includes('pod/events.json');
-    console.log(caught && good.ok ? 'tampering detected: OK' : 'UNEXPECTED: tampering was not detected as expected');
+    const caught =
+      !bad.ok && bad.modified.includes('pod/pod.json') && bad.missing.includes('pod/events.json');
+    console.log(
+      caught && good.ok ? 'tampering detected: OK' : 'UNEXPECTED: tampering was not detected as expected',
+    );
     return caught && good.ok ? 0 : 1;
   } finally {
     await opened.close();
@@ -110,7 +125,9 @@ run(async () => {
   if (values.local) return localDemo();
   const location = positionals[0];
   if (!location || positionals.length > 1) {
-    throw new UsageError('usage: verify-bundle.ts <bundle folder | .tar | .tar.gz | s3://bucket/prefix/id/> [--expected-sha256 <hash>]');
+    throw new UsageError(
+      'usage: verify-bundle.ts <bundle folder | .tar | .tar.gz | s3://bucket/prefix/id/> [--expected-sha256 <hash>]',
+    );
   }
   return verifyOne(location);
 });

@@ -10,6 +10,7 @@ import type { UserInfo } from '../kube/index.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import { Budget, DEFAULT_LIMITS } from './budget.js';
 import { BUILTIN_PROFILE_NAMES, builtinProfile } from './builtin.js';
+import { type EphemeralContainerOptions, resolveEphemeralOptions } from './ephemeral/index.js';
 import type { ContentStrategy } from './probe.js';
 import { type ProfileSpec, type ProfileSpecInput, parseProfileSpec } from './schema.js';
 import { type ResolvedProfile, TargetRun } from './target-run.js';
@@ -50,6 +51,11 @@ export interface ArtifactCollectorOptions {
   preferStrategy?: ContentStrategy | undefined;
   /** Cluster facts for custody records. */
   cluster?: { name?: string; arn?: string; region?: string; accountId?: string } | undefined;
+  /**
+   * Opt-in: acquire containers without a shell (distroless, scratch) through an ephemeral debug
+   * container. It changes the pod for good (recorded in custody). See docs/distroless.md.
+   */
+  ephemeral?: EphemeralContainerOptions | undefined;
 }
 
 function isSpec(p: ProfileInput): p is ProfileSpec | ProfileSpecInput {
@@ -199,6 +205,7 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
     this.#concurrency = c;
     this.#signal = options.signal;
     this.#logger = options.logger ?? silentLogger;
+    if (options.ephemeral) resolveEphemeralOptions(options.ephemeral);
   }
 
   /** The profiles this collector runs (names). */
@@ -336,6 +343,7 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
       preferStrategy: this.#opts.preferStrategy,
       identity: () => this.#identity(n.kube),
       caseId,
+      ephemeral: this.#opts.ephemeral,
     });
     let finalized: FinalizeResult | undefined;
     try {

@@ -54,6 +54,7 @@ export function volatileScript(mode: ReadMode, readlink: boolean): string {
     'b "S self"; printf "%s" "$$"; e 0',
     'for g in "$@"; do b "G $g"; r "$P/$g" "$C"; e $?; done',
     'n=0',
+    '[ "$X" -gt 0 ] || exit 0',
     'for d in "$P"/[0-9]*; do',
     '  [ -d "$d" ] || continue',
     '  n=$((n+1)); if [ "$n" -gt "$X" ]; then b "M maxprocs"; e 0; break; fi',

@@ -9,6 +9,11 @@ import type { ArtifactBody, ArtifactMeta, ArtifactRecord, BundleWriter } from '.
 import type { Pod, UserInfo } from '../kube/index.js';
 import { type Logger, withTimeout } from '../util/index.js';
 import { Budget, tee } from './budget.js';
+import {
+  type EphemeralContainerOptions,
+  probeNeedsDebugContainer,
+  switchToDebugContainer,
+} from './ephemeral/index.js';
 import { type ExecOutcome, runExec } from './exec-runner.js';
 import { demuxFrames, newFrameKey } from './frames.js';
 import { compileExcludes, compileGlob, isExcluded } from './glob.js';
@@ -75,6 +80,8 @@ export interface TargetRunOptions {
   preferStrategy?: ContentStrategy | undefined;
   identity: () => Promise<UserInfo | undefined>;
   caseId?: string | undefined;
+  /** Opt-in: acquire a target without a shell through an ephemeral debug container. */
+  ephemeral?: EphemeralContainerOptions | undefined;
 }
 
 interface FileRow {
@@ -321,11 +328,19 @@ export class TargetRun {
       .map((p) => p.profile);
     await this.#guard('api', () => this.#apiPhase(specs));
     await this.#runCode(code, 'api');
-    if (this.#canExec) await this.#guard('probe', () => this.#probe());
-    else this.strategy = chooseStrategy(noShellProbe([]));
     const wantsExec =
       specs.some((s) => s.items.some((i) => i.kind !== 'api')) ||
       code.some((p) => (p.needs ?? 'exec') === 'exec');
+    // API-only profiles never exec into the container (not even the probe)
+    if (this.#canExec && wantsExec) await this.#guard('probe', () => this.#probe());
+    else this.strategy = chooseStrategy(noShellProbe([]));
+    const eph = o.ephemeral;
+    if (wantsExec && eph && this.strategy.content === 'none' && probeNeedsDebugContainer(this.probe)) {
+      const via = await this.#guard('ephemeral', () =>
+        switchToDebugContainer(eph, { ...o, pod: this.pod, probe: this.probe, log: (e) => this.log(e) }),
+      );
+      if (via) await this.#guard('probe', () => this.#probe());
+    }
     if (this.strategy.content === 'none') {
       if (wantsExec) {
         this.needsEphemeral = Boolean(this.probe && !this.probe.shell);

@@ -73,10 +73,10 @@ export const containerStatusSchema = z.looseObject({
   lastState: containerStateSchema.optional(),
 });
 
-/** Metadata of a stored object as a real API server returns it: name and uid always present. */
-const storedMetaSchema = objectMetaSchema.extend({ name: str, uid: str });
+/** Metadata of a stored object as a real API server returns it: the name is always present. */
+const storedMetaSchema = objectMetaSchema.extend({ name: str });
 
-/** A `v1.Pod` (metadata `name`, `namespace` and `uid` are required). */
+/** A `v1.Pod` (metadata `name` and `namespace` are required). */
 export const podSchema = z.looseObject({
   apiVersion: str.optional(),
   kind: str.optional(),
@@ -118,7 +118,7 @@ export const podListSchema = z.looseObject({
   items: z.array(podSchema).nullable(),
 });
 
-/** A `v1.Node` (the fields we read; metadata `name` and `uid` are required). */
+/** A `v1.Node` (the fields we read; metadata `name` is required). */
 export const nodeSchema = z.looseObject({
   apiVersion: str.optional(),
   kind: str.optional(),

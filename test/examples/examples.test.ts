@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyEvidence } from '../../src/index.js';
 import { motoServerMissing } from '../../src/testing/index.js';
-import { skipWithoutPeer } from '../support/peers.js';
 import { sandboxMissing } from '../sandbox/support.js';
+import { skipWithoutPeer } from '../support/peers.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = join(repo, 'node_modules/.bin/tsx');
@@ -55,7 +55,9 @@ function run(args: string[]): Promise<Run> {
 const noSandbox = sandboxMissing();
 
 describe('npm run demo (examples/demo.ts)', () => {
-  it('acquires the namespace, verifies every bundle and shows the planted indicators', { timeout: 180_000 }, async () => {
+  it('acquires the namespace, verifies every bundle and shows the planted indicators', {
+    timeout: 180_000,
+  }, async () => {
     const out = join(scratch, 'demo');
     const r = await run(['examples/demo.ts', '--out', out]);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
@@ -106,67 +108,83 @@ describe('examples/verify-bundle.ts --local', () => {
 const skipMoto = skipWithoutPeer('moto_server', motoServerMissing());
 const skipSandbox = skipWithoutPeer('bwrap', noSandbox);
 
-describe.skipIf(skipMoto || skipSandbox)('acquisition examples --local (moto_server + FakeCluster sandbox)', () => {
-  it('acquire-container: one complete bundle that verifies', { timeout: 180_000 }, async () => {
-    const out = join(scratch, 'acquire');
-    const r = await run(['examples/acquire-container.ts', '--local', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/local: moto_server \(EKS \+ STS\)/);
-    const report = JSON.parse(r.stdout) as {
-      status: string;
-      location: string;
-      manifestSha256: string;
-      verify: { status: string };
-      artifacts: { complete: number };
-    };
-    expect(report.status).toBe('complete');
-    expect(report.verify.status).toBe('valid');
-    expect(report.location.startsWith(out)).toBe(true);
-    expect(report.artifacts.complete).toBeGreaterThan(20);
-    const v = await verifyEvidence(report.location, { expectedManifestSha256: report.manifestSha256 });
-    expect(v.ok).toBe(true);
-    const custody = JSON.parse(readFileSync(join(report.location, 'custody.json'), 'utf8')) as {
-      cluster?: { name?: string };
-    };
-    expect(custody.cluster?.name).toBe('prod-payments');
-  });
+describe.skipIf(skipMoto || skipSandbox)(
+  'acquisition examples --local (moto_server + FakeCluster sandbox)',
+  () => {
+    it('acquire-container: one complete bundle that verifies', { timeout: 180_000 }, async () => {
+      const out = join(scratch, 'acquire');
+      const r = await run(['examples/acquire-container.ts', '--local', '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/local: moto_server \(EKS \+ STS\)/);
+      const report = JSON.parse(r.stdout) as {
+        status: string;
+        location: string;
+        manifestSha256: string;
+        verify: { status: string };
+        artifacts: { complete: number };
+      };
+      expect(report.status).toBe('complete');
+      expect(report.verify.status).toBe('valid');
+      expect(report.location.startsWith(out)).toBe(true);
+      expect(report.artifacts.complete).toBeGreaterThan(20);
+      const v = await verifyEvidence(report.location, { expectedManifestSha256: report.manifestSha256 });
+      expect(v.ok).toBe(true);
+      const custody = JSON.parse(readFileSync(join(report.location, 'custody.json'), 'utf8')) as {
+        cluster?: { name?: string };
+      };
+      expect(custody.cluster?.name).toBe('prod-payments');
+    });
 
-  it('sweep-namespace: both containers of the namespace, the hidden pod untouched', { timeout: 180_000 }, async () => {
-    const out = join(scratch, 'sweep');
-    const r = await run(['examples/sweep-namespace.ts', '--local', '--out', out, '--concurrency', '2']);
-    expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
-      namespace: string;
-      status: string;
-      targets: Array<{ pod: string; container: string; status: string; verify: string }>;
-    };
-    expect(summary.namespace).toBe('shop');
-    expect(summary.targets.map((t) => `${t.pod}/${t.container}:${t.status}:${t.verify}`).sort()).toEqual([
-      'cart-6d4b7c9f5-k8p2m/cart:complete:valid',
-      'payments-api-7f9c6d5b8-x2x4q/app:complete:valid',
-    ]);
-    expect(r.stdout).not.toMatch(/coredns/);
-  });
+    it('sweep-namespace: both containers of the namespace, the hidden pod untouched', {
+      timeout: 180_000,
+    }, async () => {
+      const out = join(scratch, 'sweep');
+      const r = await run(['examples/sweep-namespace.ts', '--local', '--out', out, '--concurrency', '2']);
+      expect(r.code, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+        namespace: string;
+        status: string;
+        targets: Array<{ pod: string; container: string; status: string; verify: string }>;
+      };
+      expect(summary.namespace).toBe('shop');
+      expect(summary.targets.map((t) => `${t.pod}/${t.container}:${t.status}:${t.verify}`).sort()).toEqual([
+        'cart-6d4b7c9f5-k8p2m/cart:complete:valid',
+        'payments-api-7f9c6d5b8-x2x4q/app:complete:valid',
+      ]);
+      expect(r.stdout).not.toMatch(/coredns/);
+    });
 
-  it('s3-sink: the bundle lands in moto S3 with Object Lock and verifies from S3', { timeout: 180_000 }, async () => {
-    const r = await run(['examples/s3-sink.ts', '--local']);
-    expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as {
-      status: string;
-      location: string;
-      objectLock: { mode: string } | null;
-      verify: { status: string; anchors: string[] };
-    };
-    expect(report.status).toBe('complete');
-    expect(report.location).toMatch(/^s3:\/\/ir-evidence-local\/evidence\/[0-9a-f-]{36}\/$/);
-    expect(report.objectLock?.mode).toBe('GOVERNANCE');
-    expect(report.verify.status).toBe('valid');
-    expect(report.verify.anchors).toContain('expected-manifest-sha256');
-  });
+    it('s3-sink: the bundle lands in moto S3 with Object Lock and verifies from S3', {
+      timeout: 180_000,
+    }, async () => {
+      const r = await run(['examples/s3-sink.ts', '--local']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as {
+        status: string;
+        location: string;
+        objectLock: { mode: string } | null;
+        verify: { status: string; anchors: string[] };
+      };
+      expect(report.status).toBe('complete');
+      expect(report.location).toMatch(/^s3:\/\/ir-evidence-local\/evidence\/[0-9a-f-]{36}\/$/);
+      expect(report.objectLock?.mode).toBe('GOVERNANCE');
+      expect(report.verify.status).toBe('valid');
+      expect(report.verify.anchors).toContain('expected-manifest-sha256');
+    });
 
-  it('acquire-container: a missing pod ends with one line and exit code 1', { timeout: 180_000 }, async () => {
-    const r = await run(['examples/acquire-container.ts', '--local', '--pod', 'nope', '--out', join(scratch, 'x')]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-  });
-});
+    it('acquire-container: a missing pod ends with one line and exit code 1', {
+      timeout: 180_000,
+    }, async () => {
+      const r = await run([
+        'examples/acquire-container.ts',
+        '--local',
+        '--pod',
+        'nope',
+        '--out',
+        join(scratch, 'x'),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  },
+);

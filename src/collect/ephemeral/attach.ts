@@ -531,7 +531,7 @@ export async function attachDebugContainer(
     debugPids: choice.debugPids,
   });
   // The proc view: the target's processes only, `self` = the target's main process.
-  const viewDir = `/tmp/eksf-${name}-proc`;
+  const viewDir = `/tmp/eksf-proc-${name}`;
   const viewRes = await captureExec(kube, {
     namespace,
     pod: input.pod,
