@@ -41,7 +41,10 @@ export interface CollectBenchResult {
     runsMs: number[];
     bytes: number;
     artifacts: number;
+    /** Peak RSS of the collector process over the runs. */
     peakRssMiB: number;
+    /** Peak RSS right after loading the library (tsx + AWS SDK + zod), before any acquisition. */
+    baselineRssMiB: number;
   };
   /** Many containers, concurrency 1 vs 8. */
   scale: { containers: number; c1Ms: number; c8Ms: number; speedup: number; allComplete: boolean };
@@ -182,6 +185,7 @@ async function triageChild(runs: number): Promise<void> {
     container: string;
   }[];
   const kube = kubeOf(conn);
+  const baselineRssMiB = process.resourceUsage().maxRSS / 1024;
   const root = await mkdtemp(join(tmpdir(), 'eksf-bench-triage-'));
   try {
     const runsMs: number[] = [];
@@ -200,7 +204,7 @@ async function triageChild(runs: number): Promise<void> {
       if (r?.status !== 'complete') throw new Error(`triage not complete: ${JSON.stringify(r?.reasons)}`);
     }
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ runsMs, bytes, artifacts, peakRssMiB })}\n`);
+    process.stdout.write(`${JSON.stringify({ runsMs, bytes, artifacts, peakRssMiB, baselineRssMiB })}\n`);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -236,6 +240,7 @@ async function triageFigures(
     bytes: number;
     artifacts: number;
     peakRssMiB: number;
+    baselineRssMiB: number;
   };
   return {
     runs,
@@ -244,6 +249,7 @@ async function triageFigures(
     bytes: j.bytes,
     artifacts: j.artifacts,
     peakRssMiB: Math.round(j.peakRssMiB),
+    baselineRssMiB: Math.round(j.baselineRssMiB),
   };
 }
 

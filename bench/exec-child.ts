@@ -10,10 +10,11 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import { KubeClient } from '../src/kube/index.js';
 
 interface Args {
-  mode: 'ours-hash' | 'cn-hash' | 'ours-slow' | 'cn-slow';
+  mode: 'ours-hash' | 'ours-hash-worker' | 'cn-hash' | 'ours-slow' | 'cn-slow';
   server: string;
   ca: string;
   token: string;
@@ -42,6 +43,67 @@ sampler.unref();
 
 let bytes = 0;
 let hash = createHash('sha256');
+let workerDigest: string | undefined;
+
+const WORKER_SRC = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const h = createHash('sha256');
+parentPort.on('message', (m) => {
+  if (m === 'end') parentPort.postMessage({ digest: h.digest('hex') });
+  else { h.update(new Uint8Array(m)); parentPort.postMessage({ ack: m.byteLength }); }
+});`;
+
+/** Hashes in a worker thread (like \`| openssl dgst\` in another process): 1 MiB batches, ≤ 8 MiB in flight. */
+async function hashInWorker(source: AsyncIterable<Buffer>): Promise<string> {
+  const worker = new Worker(WORKER_SRC, { eval: true });
+  const BATCH = 1024 * 1024;
+  let inflight = 0;
+  let waiter: (() => void) | undefined;
+  let digestResolve!: (d: string) => void;
+  const digest = new Promise<string>((r) => {
+    digestResolve = r;
+  });
+  worker.on('message', (m: { ack?: number; digest?: string }) => {
+    if (m.ack !== undefined) {
+      inflight -= m.ack;
+      if (waiter && inflight <= 4 * BATCH) {
+        const w = waiter;
+        waiter = undefined;
+        w();
+      }
+    } else if (m.digest) digestResolve(m.digest);
+  });
+  let batch = Buffer.allocUnsafeSlow(BATCH);
+  let fill = 0;
+  const flush = async () => {
+    if (fill === 0) return;
+    // allocUnsafeSlow: the batch owns its whole ArrayBuffer, so a full one is transferred, not copied.
+    const ab = batch.buffer;
+    const len = fill;
+    worker.postMessage(len === BATCH ? ab : ab.slice(0, len), len === BATCH ? [ab] : []);
+    inflight += len;
+    batch = Buffer.allocUnsafeSlow(BATCH);
+    fill = 0;
+    if (inflight > 8 * BATCH) await new Promise<void>((r) => (waiter = r));
+  };
+  for await (const chunk of source) {
+    bytes += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(BATCH - fill, chunk.length - off);
+      chunk.copy(batch, fill, off, off + n);
+      fill += n;
+      off += n;
+      if (fill === BATCH) await flush();
+    }
+  }
+  await flush();
+  worker.postMessage('end');
+  const d = await digest;
+  await worker.terminate();
+  return d;
+}
 
 function consumer(slow: boolean, t0: number): Writable {
   return new Writable({
@@ -57,7 +119,7 @@ function consumer(slow: boolean, t0: number): Writable {
   });
 }
 
-async function ours(slow: boolean, command = args.command): Promise<number> {
+async function ours(slow: boolean, command = args.command, inWorker = false): Promise<number> {
   const kube = new KubeClient({ server: args.server, caData: args.ca, token: args.token });
   const t0 = Date.now();
   const s = await kube.exec({
@@ -68,6 +130,7 @@ async function ours(slow: boolean, command = args.command): Promise<number> {
     stderr: false,
   });
   if (slow) await pipeline(s.stdout, consumer(true, t0));
+  else if (inWorker) workerDigest = await hashInWorker(s.stdout);
   else
     for await (const c of s.stdout) {
       hash.update(c as Buffer);
@@ -146,8 +209,10 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   const slow = args.mode.endsWith('-slow');
-  const exitCode = args.mode.startsWith('ours') ? await ours(slow) : await clientNode(slow);
-  const digest = hash.digest('hex');
+  const exitCode = args.mode.startsWith('ours')
+    ? await ours(slow, args.command, args.mode === 'ours-hash-worker')
+    : await clientNode(slow);
+  const digest = workerDigest ?? hash.digest('hex');
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const cpu = process.cpuUsage(cpu0);

@@ -57,12 +57,20 @@ export interface BenchExecResult {
   bytes: number;
   throughput: {
     ours: ThroughputFigure;
+    /** Ours, with the SHA-256 in a worker thread (as the kubectl pipeline hashes in another process). */
+    oursWorker: ThroughputFigure;
     kubectl?: ThroughputFigure | undefined;
     clientNode?: ThroughputFigure | undefined;
     ceiling: ThroughputFigure;
   };
   /** Peer median time / our median time (> 1: ours faster). Goals: kubectl ≥ 1.25, client-node ≥ 1.2. */
-  ratios: { vsKubectl?: number | undefined; vsClientNode?: number | undefined; vsCeiling: number };
+  ratios: {
+    vsKubectl?: number | undefined;
+    vsClientNode?: number | undefined;
+    vsCeiling: number;
+    /** kubectl pipeline / ours with the hash in a worker thread. */
+    workerVsKubectl?: number | undefined;
+  };
   /** Peak RSS growth (MiB) of the child while a throttled consumer reads `bytes`. */
   memory?:
     | {
@@ -217,6 +225,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
     if (!kubectl) skipped.push('kubectl.1.33 not found');
     const t = {
       ours: [] as number[],
+      oursWorker: [] as number[],
       kubectl: [] as number[],
       clientNode: [] as number[],
       ceiling: [] as number[],
@@ -240,6 +249,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       const o = await runChild({ ...base, mode: 'ours-hash' });
       t.ours.push(check('ours', o));
       if (o.cpuSecs !== undefined) cpu.ours.push(o.cpuSecs);
+      t.oursWorker.push(check('ours (worker hash)', await runChild({ ...base, mode: 'ours-hash-worker' })));
       if (kubectl) {
         const k = await timeShell(
           `${timed(`'${kubectl}' --kubeconfig '${kubeconfig}' exec bench -c c -- head -c ${bytes} /dev/zero`)} | ${timed('openssl dgst -sha256 -r')}`,
@@ -260,7 +270,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
         }
       }
       log(
-        `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
+        `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, ours+worker hash ${t.oursWorker.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
       );
     }
     const ours = figure(t.ours, bytes, cpu.ours);
@@ -268,6 +278,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       bytes,
       throughput: {
         ours,
+        oursWorker: figure(t.oursWorker, bytes),
         kubectl: t.kubectl.length ? figure(t.kubectl, bytes, cpu.kubectl) : undefined,
         clientNode:
           clientNodeOk && t.clientNode.length ? figure(t.clientNode, bytes, cpu.clientNode) : undefined,
@@ -278,6 +289,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
         vsClientNode:
           clientNodeOk && t.clientNode.length ? median(t.clientNode) / ours.medianSecs : undefined,
         vsCeiling: median(t.ceiling) / ours.medianSecs,
+        workerVsKubectl: t.kubectl.length ? median(t.kubectl) / median(t.oursWorker) : undefined,
       },
       skipped,
     };

@@ -34,6 +34,11 @@ export interface SinkFigure {
   peakRssMiB: number;
   /** Every run's time, ms. */
   runsMs: number[];
+  /**
+   * opensslMedianCpuMs / median CPU ms of the sink process (all threads): the ratio a dedicated
+   * machine would see, less sensitive than wall time to other load on a shared machine.
+   */
+  cpuRatioToOpenssl: number;
 }
 
 /** What {@link benchSinks} returns. */
@@ -41,6 +46,8 @@ export interface SinkBenchResult {
   bytes: number;
   runs: number;
   opensslMedianMs: number;
+  /** Median CPU time of openssl (user+sys), ms. */
+  opensslMedianCpuMs: number;
   opensslMiBPerSec: number;
   sinks: SinkFigure[];
   /** Peak RSS of the directory sink for a quarter-size artifact vs the full size (MiB). */
@@ -76,14 +83,22 @@ async function generate(file: string, bytes: number): Promise<void> {
   }
 }
 
-async function opensslOnce(file: string): Promise<{ ms: number; sha256: string }> {
+/** Runs openssl; returns wall time and CPU time (user+sys of the child, from the shell's `times`). */
+async function opensslOnce(file: string): Promise<{ ms: number; cpuMs: number; sha256: string }> {
   const t = performance.now();
-  const { stdout } = await run('openssl', ['dgst', '-sha256', '-r', file]);
-  return { ms: performance.now() - t, sha256: stdout.split(' ')[0] ?? '' };
+  const { stdout } = await run('sh', ['-c', 'openssl dgst -sha256 -r "$1"; times', 'sh', file]);
+  const ms = performance.now() - t;
+  const lines = stdout.trim().split('\n');
+  const child = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  const cpuMs = child
+    ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000
+    : Number.NaN;
+  return { ms, cpuMs, sha256: lines[0]?.split(' ')[0] ?? '' };
 }
 
 interface WorkerOut {
   ms: number;
+  cpuMs: number;
   sha256: string;
   maxRssKiB: number;
 }
@@ -118,15 +133,17 @@ async function workerMain(sinkName: string, file: string, out: string): Promise<
           ? new ev.TarSink({ root: out })
           : new ev.TarSink({ root: out, gzip: true, gzipLevel: 1 });
   const t = performance.now();
+  const cpu0 = process.cpuUsage();
   const w = await sink.open({ acquisitionId: 'bench' });
   const rec = await w.writeArtifact('artifact.bin', createReadStream(file, { highWaterMark: MiB }), {
     source: { kind: 'bench' },
   });
   await w.finalize();
   const ms = performance.now() - t;
+  const cpu = process.cpuUsage(cpu0);
   if (rec.status !== 'complete') throw new Error(`artifact ${rec.status}: ${rec.reason}`);
   process.stdout.write(
-    `${JSON.stringify({ ms, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
+    `${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
   );
 }
 
@@ -150,6 +167,8 @@ export async function benchSinks(
     await opensslOnce(data); // warm the page cache
     const names = ['directory-nofsync', 'directory', 'tar', 'tar.gz'];
     const ssl: number[] = [];
+    const sslCpu: number[] = [];
+    const cpus = new Map<string, number[]>(names.map((n) => [n, []]));
     const times = new Map<string, number[]>(names.map((n) => [n, []]));
     const peaks = new Map<string, number>(names.map((n) => [n, 0]));
     let expected = '';
@@ -157,6 +176,7 @@ export async function benchSinks(
     for (let i = 0; i < runs; i++) {
       const r = await opensslOnce(data);
       ssl.push(r.ms);
+      sslCpu.push(r.cpuMs);
       expected = r.sha256;
       for (const name of names) {
         const out = join(dir, `out-${name}-${i}`);
@@ -165,6 +185,7 @@ export async function benchSinks(
         if (w.sha256 !== expected)
           throw new Error(`${name}: sha256 ${w.sha256} differs from openssl ${expected}`);
         times.get(name)?.push(w.ms);
+        cpus.get(name)?.push(w.cpuMs);
         peaks.set(name, Math.max(peaks.get(name) ?? 0, w.maxRssKiB / 1024));
       }
     }
@@ -181,8 +202,11 @@ export async function benchSinks(
         ratioToOpenssl: Number((opensslMedianMs / medianMs).toFixed(3)),
         peakRssMiB: Math.round(peaks.get(name) ?? 0),
         runsMs: ts.map(Math.round),
+        cpuRatioToOpenssl: Number((median(sslCpu) / median(cpus.get(name) ?? [])).toFixed(3)),
       };
-      log(`${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl}, peak RSS ${fig.peakRssMiB} MiB`);
+      log(
+        `${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl} (CPU ratio ${fig.cpuRatioToOpenssl}), peak RSS ${fig.peakRssMiB} MiB`,
+      );
       return fig;
     });
     let smallPeak = 0;
@@ -206,6 +230,7 @@ export async function benchSinks(
       bytes,
       runs,
       opensslMedianMs: Math.round(opensslMedianMs),
+      opensslMedianCpuMs: Math.round(median(sslCpu)),
       opensslMiBPerSec: Math.round(bytes / MiB / (opensslMedianMs / 1000)),
       sinks,
       memory,

@@ -138,7 +138,14 @@ async function main(): Promise<number> {
     );
 
     // 5. acquire with the triage profile into ./evidence/
+    // Ctrl-C stops the acquisition cleanly: bundles in progress are kept, marked incomplete
+    const interrupt = new AbortController();
+    process.once('SIGINT', () => {
+      say('interrupted: stopping; bundles in progress stay on disk, marked incomplete');
+      interrupt.abort(new Error('interrupted by the user'));
+    });
     const collector = new ArtifactCollector({
+      signal: interrupt.signal,
       sink: new DirectorySink({ root: outDir }),
       profiles: ['triage'],
       concurrency,
@@ -180,6 +187,14 @@ async function main(): Promise<number> {
     });
     const report = await collector.acquire(targets);
     clearStatus();
+    if (report.aborted) {
+      say(
+        '\nInterrupted. What was acquired stays on disk; verifyEvidence reports these bundles as incomplete:',
+      );
+      for (const t of report.targets)
+        if (t.location) say(`  ${t.target.pod}/${t.target.container}: ${shown(t.location)}`);
+      return 130;
+    }
 
     // 6. verify every bundle again from disk
     const failures: string[] = [];

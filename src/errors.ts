@@ -337,7 +337,6 @@ export class EvidenceError extends EksForensicsError {
 
 /** Why an ephemeral debug container could not be used (see {@link EphemeralContainerError}). */
 export type EphemeralFailure =
-  | 'not-opted-in'
   | 'forbidden'
   | 'pod-security'
   | 'not-supported'

@@ -38,6 +38,22 @@ export async function* demuxFrames(
   let contentBytes = 0;
   for await (const raw of source) {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    if (
+      state === 'content' &&
+      pending.length > 0 &&
+      pending.length < endMark.length &&
+      chunk.length >= endMark.length
+    ) {
+      // only the small carry is pending: flush it unless a marker starts inside it (saves copying chunks)
+      const edge = Buffer.concat([pending, chunk.subarray(0, endMark.length - 1)]);
+      const at = edge.indexOf(endMark);
+      if (at < 0 || at >= pending.length) {
+        contentBytes += pending.length;
+        yield { type: 'data', chunk: pending };
+        pendingOffset += pending.length;
+        pending = Buffer.alloc(0);
+      }
+    }
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     for (;;) {
       if (state === 'begin') {

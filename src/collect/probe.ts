@@ -69,6 +69,8 @@ export interface ProbeResult {
   uid: number | undefined;
   /** Why no shell could run (exec errors per candidate). */
   shellErrors: string[];
+  /** Set when exec itself was refused (403/401/pod gone): not a missing shell, no debug container will help. */
+  execDenied?: string | undefined;
 }
 
 /**

@@ -339,14 +339,20 @@ export class TargetRun {
       const via = await this.#guard('ephemeral', () =>
         switchToDebugContainer(eph, { ...o, pod: this.pod, probe: this.probe, log: (e) => this.log(e) }),
       );
-      if (via) await this.#guard('probe', () => this.#probe());
+      if (via) {
+        const stale = this.reasons.filter((r) => r.includes('needs an ephemeral debug container'));
+        for (const r of stale) this.reasons.splice(this.reasons.indexOf(r), 1);
+        await this.#guard('probe', () => this.#probe());
+      }
     }
     if (this.strategy.content === 'none') {
       if (wantsExec) {
-        this.needsEphemeral = Boolean(this.probe && !this.probe.shell);
+        this.needsEphemeral = Boolean(this.probe && !this.probe.shell && !this.probe.execDenied);
         const why = this.needsEphemeral
           ? 'needs ephemeral container: no shell in the container, only API state was acquired'
-          : 'exec not possible: only API state was acquired';
+          : this.probe?.execDenied
+            ? `${this.probe.execDenied}; only API state was acquired`
+            : 'exec not possible: only API state was acquired';
         this.reasons.push(why);
         await this.record(
           this.#c('exec-profiles'),
@@ -741,6 +747,7 @@ export class TargetRun {
 
   async #probe(): Promise<void> {
     const errors: string[] = [];
+    let denied: string | undefined;
     for (const shell of SHELL_CANDIDATES) {
       const argv = probeArgv(shell);
       const res = await this.#exec(
@@ -768,10 +775,18 @@ export class TargetRun {
       );
       if (this.#o.signal.aborted) return;
       // a 403 or a missing pod will not get better with another shell
-      if (res.errorCode && ['EKSF_FORBIDDEN', 'EKSF_UNAUTHORIZED', 'EKSF_NOT_FOUND'].includes(res.errorCode))
+      if (
+        res.errorCode &&
+        ['EKSF_FORBIDDEN', 'EKSF_UNAUTHORIZED', 'EKSF_NOT_FOUND'].includes(res.errorCode)
+      ) {
+        denied = `${res.errorCode === 'EKSF_FORBIDDEN' ? 'exec forbidden (grant create and get on pods/exec)' : 'exec refused'}: ${res.error ?? ''}`;
         break;
+      }
     }
-    if (!this.probe) this.probe = noShellProbe(errors);
+    if (!this.probe) {
+      this.probe = noShellProbe(errors);
+      if (denied) this.probe.execDenied = denied;
+    }
     this.strategy = chooseStrategy(this.probe, this.#o.preferStrategy);
     if (this.strategy.degraded) for (const n of this.strategy.notes) this.reasons.push(`degraded: ${n}`);
     this.log({ event: 'probe', probe: this.probe, strategy: this.strategy });

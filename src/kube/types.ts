@@ -34,7 +34,13 @@ export interface KubeClientOptions {
   signal?: AbortSignal | undefined;
   /** Logger (silent by default). Tokens are never logged. */
   logger?: Logger | undefined;
-  /** Retries of idempotent calls on 429/5xx/connection reset (defaults: 4 attempts, 250 ms base). */
+  /**
+   * Retries of idempotent calls (GET, and the read-only review POSTs) on 429/5xx/connection reset:
+   * `attempts` in total (default 4), exponential backoff from `baseDelayMs` (default 250) with
+   * jitter, each wait (including a server's `Retry-After`) capped at `maxDelayMs` (default 10 000).
+   * The ephemeral-container PATCH and exec are never retried (a 401 is re-tried once with a
+   * refreshed token for every call).
+   */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number } | undefined;
   /** Largest JSON response body accepted (default 64 MiB). */
   maxResponseBytes?: number | undefined;
@@ -188,7 +194,8 @@ export interface ExecResult {
  *
  * On an abnormal end (no status, abort, timeout, protocol error) `stdout`/`stderr` are destroyed
  * with the same error `result` rejects with, so a `pipeline()` from them fails instead of looking
- * complete; on a normal end they end cleanly.
+ * complete; on a normal end they end cleanly. Destroying `stdout` or `stderr` discards the rest of
+ * that stream (its bytes are still counted) and the session goes on to its status.
  */
 export interface ExecSession {
   /** Standard output (empty and ended when not requested). */

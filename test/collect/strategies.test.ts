@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactCollector, type TargetReport } from '../../src/collect/index.js';
+import { KubeClient } from '../../src/kube/index.js';
 import type { SandboxEntry } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import {
@@ -31,7 +32,19 @@ const planted: Record<string, SandboxEntry> = {
 describe.skipIf(skip)('collector strategies', () => {
   let env: Env;
   beforeAll(async () => {
-    env = await startEnv();
+    env = await startEnv({
+      users: [
+        {
+          name: 'reader',
+          rules: [
+            {
+              verbs: ['get', 'list'],
+              resources: ['pods', 'pods/log', 'events', 'nodes', 'selfsubjectreviews'],
+            },
+          ],
+        },
+      ],
+    });
   }, 60_000);
   afterAll(async () => {
     await env?.close();
@@ -50,9 +63,18 @@ describe.skipIf(skip)('collector strategies', () => {
     const tools: Record<string, SandboxEntry> = {};
     for (const t of ['cat', 'head', 'find', 'stat', 'readlink', 'date', 'wc'])
       tools[`/bin/${t}`] = { type: 'binary', binary: 'busybox' };
-    const r = await acquire({ preset: 'shell-only', files: { ...tools, ...planted } });
+    const grow: Record<string, SandboxEntry> = {
+      '/tmp/.hidden/a-growing.log': { type: 'growing', content: 'start\n', intervalMs: 5 },
+    };
+    const r = await acquire({ preset: 'shell-only', files: { ...tools, ...planted, ...grow } });
     expect(r.finalized).toBe(true);
     expect(r.strategy.content).toBe('framed');
+    // a file growing while read keeps the length fixed up front: its frame and the next ones stay intact
+    const g = filesIndex(r.location as string).find((x) => x.path === '/tmp/.hidden/a-growing.log');
+    expect(g?.status).toBe('copied');
+    expect(
+      (await collectedFile(r.location as string, '/tmp/.hidden/a-growing.log'))?.subarray(0, 6).toString(),
+    ).toBe('start\n');
     expect(r.strategy.notes.join(' ')).toContain('no working tar');
     const loc = r.location as string;
     expect((await collectedFile(loc, '/root/.ssh/authorized_keys'))?.toString()).toBe(AUTH_KEYS);
@@ -84,6 +106,38 @@ describe.skipIf(skip)('collector strategies', () => {
       'containers/app/proc/processes.json',
     ).processes;
     expect(procs.length).toBeGreaterThan(0);
+  });
+
+  it('API-only profiles never exec, and are complete even without a shell', async () => {
+    const t = await addSandboxPod(env, { preset: 'none' });
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['pod-state'] });
+    const r = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
+    expect(r.status, JSON.stringify(r.reasons)).toBe('complete');
+    expect(r.needsEphemeralContainer).toBe(false);
+    expect(bundleText(r.location as string, 'acquisition.log')).not.toContain('"event":"exec"');
+  });
+
+  it('exec forbidden by RBAC: API state only, says what to grant, no ephemeral container suggested', async () => {
+    const t = await addSandboxPod(env, { preset: 'busybox' }, { command: ['sleep', '86400'] });
+    const kube = new KubeClient({
+      server: env.cluster.server,
+      caData: env.cluster.caData,
+      token: env.cluster.tokenFor('reader'),
+    });
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
+    const r = (await collector.acquire({ kube, ...t })).targets[0] as TargetReport;
+    expect(r.finalized).toBe(true);
+    expect(r.status).toBe('partial');
+    expect(r.needsEphemeralContainer).toBe(false);
+    expect(r.reasons.join('\n')).toContain('exec forbidden (grant create and get on pods/exec)');
+    expect(
+      bundleJson<{ metadata: { name: string } }>(r.location as string, 'pod/pod.json').metadata.name,
+    ).toBe(t.pod);
+    const custody = bundleJson<{ examiner: { kubernetesUser?: { username: string } } }>(
+      r.location as string,
+      'custody.json',
+    );
+    expect(custody.examiner.kubernetesUser?.username).toBe('reader');
   });
 
   it('a container with no shell: API state only and the reason', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readTarEntry } from '../../src/collect/index.js';
 import { DirectorySink } from '../../src/evidence/index.js';
 import { KubeClient } from '../../src/kube/index.js';
-import { FakeCluster } from '../../src/testing/index.js';
+import { FakeCluster, type FakeClusterOptions } from '../../src/testing/index.js';
 import { createSandboxRuntime, type SandboxContainerOptions } from '../../src/testing/sandbox/index.js';
 
 export { sandboxMissing } from '../sandbox/support.js';
@@ -24,9 +24,9 @@ export interface Env {
 }
 
 /** Starts FakeCluster with a sandbox runtime and a DirectorySink under a fresh temp dir. */
-export async function startEnv(): Promise<Env> {
+export async function startEnv(options: Omit<FakeClusterOptions, 'runtimes'> = {}): Promise<Env> {
   const sandbox = await createSandboxRuntime();
-  const cluster = await FakeCluster.start({ runtimes: { sandbox } });
+  const cluster = await FakeCluster.start({ ...options, runtimes: { sandbox } });
   const kube = new KubeClient({
     server: cluster.server,
     caData: cluster.caData,

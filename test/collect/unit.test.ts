@@ -247,7 +247,7 @@ describe('frame demultiplexer (hostile input)', () => {
   ]);
 
   it('splits frames exactly at every chunk boundary', async () => {
-    for (const size of [1, 2, 3, 7, 33, 4096]) {
+    for (const size of [1, 2, 3, 7, 33, 36, 37, 40, 71, 100, 4096]) {
       const chunks: Buffer[] = [];
       for (let i = 0; i < stream.length; i += size) chunks.push(stream.subarray(i, i + size));
       const { out, errors } = await collect(Readable.from(chunks), key);

@@ -196,6 +196,21 @@ describe('exec protocol edge cases (scripted ws server)', () => {
     expect(err).toBeInstanceOf(cls);
   });
 
+  it('destroying stdout discards the rest without stalling the session', async () => {
+    s.script = (ws) => {
+      ws.send(frame(1));
+      for (let i = 0; i < 160; i++) ws.send(frame(1, Buffer.alloc(32 * 1024, 0x62)));
+      ws.send(frame(2, 'tail'));
+      ws.send(frame(3, encodeStatusPayload(successStatus())), () => ws.close(1000));
+    };
+    const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'], pongTimeoutMs: 60_000 });
+    session.stdout.once('data', () => session.stdout.destroy());
+    const err = text(session.stderr);
+    const r = await session.result;
+    expect(r.stdoutBytes).toBe(160 * 32 * 1024);
+    expect(await err).toBe('tail');
+  });
+
   it('text frames are a protocol error', async () => {
     s.script = (ws) => ws.send('1hello');
     const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] });

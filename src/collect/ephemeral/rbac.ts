@@ -3,6 +3,7 @@
  * messages, and as Role/RoleBinding YAML (the generator behind docs/distroless.md).
  */
 import { stringify } from 'yaml';
+import { DEFAULT_RBAC_GROUP } from '../../catalog/index.js';
 import { ConfigError } from '../../errors.js';
 
 /** One RBAC permission the ephemeral-container path uses. */
@@ -44,7 +45,7 @@ export interface EphemeralRoleOptions {
   namespace: string;
   /** Role and RoleBinding name (default `eks-forensics-ephemeral`). */
   name?: string | undefined;
-  /** Group the responder's identity maps to (default `eks-forensics`). */
+  /** Group the responder's identity maps to (default: the catalog's `DEFAULT_RBAC_GROUP`). */
   group?: string | undefined;
 }
 
@@ -58,7 +59,7 @@ const DNS = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  */
 export function ephemeralRoleYaml(options: EphemeralRoleOptions): string {
   const name = options.name ?? 'eks-forensics-ephemeral';
-  const group = options.group ?? 'eks-forensics';
+  const group = options.group ?? DEFAULT_RBAC_GROUP;
   if (!DNS.test(options.namespace))
     throw new ConfigError(`invalid namespace ${JSON.stringify(options.namespace)}`);
   if (!DNS.test(name)) throw new ConfigError(`invalid role name ${JSON.stringify(name)}`);

@@ -67,16 +67,27 @@ export interface EphemeralContainerOptions {
 
 /** Options after validation, with defaults. */
 export interface ResolvedEphemeralOptions {
+  /** Debug image. */
   image: string;
+  /** Security profile. */
   profile: DebugProfile;
+  /** Extra (or, for `custom`, the whole) security context. */
   securityContext: Record<string, unknown> | undefined;
+  /** UID to run as. */
   runAsUser: number | undefined;
+  /** Image pull policy, when set. */
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never' | undefined;
+  /** Container name prefix. */
   namePrefix: string;
+  /** `sleep` argument. */
   lifetimeSeconds: number;
+  /** Bound of the wait for running. */
   startTimeoutMs: number;
+  /** Poll interval of the wait. */
   pollIntervalMs: number;
+  /** Whether to check RBAC first. */
   preflight: boolean;
+  /** Caller-given target PID. */
   targetPid: number | undefined;
 }
 

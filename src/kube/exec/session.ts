@@ -77,7 +77,7 @@ function connect(
     // ws hands these options to https.request, so TLS's checkServerIdentity semantics apply
     // (@types/ws types that field differently).
     const options: Omit<WebSocket.ClientOptions, 'checkServerIdentity'> &
-      Pick<RequestOptions, 'checkServerIdentity' | 'servername'> = {
+      Pick<RequestOptions, 'checkServerIdentity' | 'servername' | 'ciphers'> = {
       headers: { authorization: `Bearer ${token}`, 'user-agent': 'eks-forensics' },
       ...t.tlsRequestOptions(),
       ...(t.tls.agent ? { agent: t.tls.agent } : {}),
@@ -255,6 +255,9 @@ class Session implements ExecSession {
     this.stderr = new Readable({ highWaterMark: OUTPUT_HIGH_WATER, read: () => this.#drained('stderr') });
     this.stdout.on('error', noop);
     this.stderr.on('error', noop);
+    // A consumer that destroys a stream stops reading it: drop its data instead of stalling the socket.
+    this.stdout.on('close', () => this.#drained('stdout'));
+    this.stderr.on('close', () => this.#drained('stderr'));
     if (!want.wantStdout) this.stdout.push(null);
     if (!want.wantStderr) this.stderr.push(null);
     this.stdin = want.wantStdin ? this.#makeStdin() : null;
@@ -334,6 +337,7 @@ class Session implements ExecSession {
     if (channel === Channel.Stdout) {
       if (!want.wantStdout || payload.length === 0) return;
       this.#stdoutBytes += payload.length;
+      if (this.stdout.destroyed) return;
       if (!this.stdout.push(payload)) {
         this.#stdoutFull = true;
         this.#ws.pause();
@@ -341,6 +345,7 @@ class Session implements ExecSession {
     } else if (channel === Channel.Stderr) {
       if (!want.wantStderr || payload.length === 0) return;
       this.#stderrBytes += payload.length;
+      if (this.stderr.destroyed) return;
       if (!this.stderr.push(payload)) {
         this.#stderrFull = true;
         this.#ws.pause();
