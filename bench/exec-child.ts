@@ -131,11 +131,7 @@ async function ours(slow: boolean, command = args.command, inWorker = false): Pr
   });
   if (slow) await pipeline(s.stdout, consumer(true, t0));
   else if (inWorker) workerDigest = await hashInWorker(s.stdout);
-  else
-    for await (const c of s.stdout) {
-      hash.update(c as Buffer);
-      bytes += (c as Buffer).length;
-    }
+  else await pipeline(s.stdout, consumer(false, t0));
   return (await s.result).exitCode;
 }
 

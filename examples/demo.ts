@@ -3,7 +3,7 @@
  * account, no cluster. It starts a local lab (fake EKS/STS APIs + FakeCluster with a compromised
  * workload) and then does exactly what you would do against real EKS:
  *
- *   EksAuth (EKS token) → ClusterCatalog (discover, connect, check access, pods)
+ *   ClusterCatalog (discover, check access, pods) → EksAuth (EKS token) + KubeClient
  *   → ArtifactCollector ('triage') → DirectorySink (./evidence/) → verifyEvidence
  *
  *   npx tsx examples/demo.ts [--out ./evidence] [--runtime auto|sandbox|host] [--concurrency 2]
@@ -23,6 +23,7 @@ import {
   decodeEksToken,
   EksAuth,
   isEksForensicsError,
+  KubeClient,
   type ProgressEvent,
   type TargetReport,
   verifyEvidence,
@@ -116,8 +117,14 @@ async function main(): Promise<number> {
     );
     if (!access.ok) throw new DemoFailure(`not ready for acquisition:\n${access.remediation ?? ''}`);
 
-    // 4. targets: every visible container of the namespace
-    const kube = await catalog.connect(cluster, lab.connect);
+    // 4. targets: every visible container of the namespace, reached with a KubeClient that
+    // authenticates with EksAuth's tokens — what `catalog.connect(cluster, lab.connect)` builds for
+    // you; the lab's endpoint stands in for cluster.endpoint (as an SSM port forward would)
+    const kube = new KubeClient({
+      server: lab.connect.endpoint ?? cluster.endpoint ?? '',
+      caData: lab.connect.caData ?? cluster.certificateAuthority,
+      token: async () => (await auth.getToken({ clusterName: cluster.name })).token,
+    });
     const pods = await catalog.pods(cluster, { namespace: LAB_NAMESPACE, connect: lab.connect });
     const targets: AcquisitionTarget[] = pods.flatMap((p) =>
       p.containers

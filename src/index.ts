@@ -312,6 +312,8 @@ export {
   jwtRecord,
   type ListingStrategy,
   loadProfileFile,
+  type MetadataFindings,
+  metadataFindings,
   type Phase,
   type ProbeResult,
   type ProcField,

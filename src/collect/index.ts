@@ -9,7 +9,13 @@ export { BUILTIN_PROFILE_NAMES, BUILTIN_PROFILES, builtinProfile } from './built
 export { ArtifactCollector, type ArtifactCollectorOptions, targetsFromPods } from './collector.js';
 export { demuxFrames, type FrameEvent, newFrameKey } from './frames.js';
 export { type CompiledGlob, compileGlob } from './glob.js';
-export { type ListedEntry, parseListing, renderBodyfile } from './listing.js';
+export {
+  type ListedEntry,
+  type MetadataFindings,
+  metadataFindings,
+  parseListing,
+  renderBodyfile,
+} from './listing.js';
 export {
   type ContentStrategy,
   chooseStrategy,

@@ -172,3 +172,60 @@ export function renderBodyfile(entries: readonly ListedEntry[]): string {
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
+
+/** What the metadata listing shows without reading any content (UAC's bodyfile-derived lists). */
+export interface MetadataFindings {
+  /** Container start (epoch seconds), when the pod status gave it. */
+  containerStartedAt?: number | undefined;
+  /** Files modified or changed (mtime/ctime) at or after the container started: drift from the image. */
+  changedSinceStart: string[];
+  /** Set-user-ID files. */
+  setuid: string[];
+  /** Set-group-ID files. */
+  setgid: string[];
+  /** World-writable regular files and directories without the sticky bit. */
+  worldWritable: string[];
+  /** Executable regular files under /tmp, /var/tmp, /dev/shm, /run, /home, /root. */
+  executablesInWritableDirs: string[];
+  /** Lists cut at this many entries each. */
+  cap: number;
+}
+
+/** Derives drift, SUID/SGID, world-writable and dropped-executable lists from a stat'ed listing. */
+export function metadataFindings(
+  entries: readonly ListedEntry[],
+  startedAt: number | undefined,
+  cap = 5000,
+): MetadataFindings {
+  const f: MetadataFindings = {
+    containerStartedAt: startedAt,
+    changedSinceStart: [],
+    setuid: [],
+    setgid: [],
+    worldWritable: [],
+    executablesInWritableDirs: [],
+    cap,
+  };
+  const add = (list: string[], p: string) => {
+    if (list.length < cap) list.push(p);
+  };
+  for (const e of entries) {
+    if (e.mode === undefined) continue;
+    const t = typeFromMode(e.mode);
+    if (
+      startedAt !== undefined &&
+      ((e.mtime ?? 0) >= startedAt || (e.ctime ?? 0) >= startedAt) &&
+      t !== 'd'
+    ) {
+      add(f.changedSinceStart, e.path);
+    }
+    if (t === 'f' && e.mode & 0o4000) add(f.setuid, e.path);
+    if (t === 'f' && e.mode & 0o2000) add(f.setgid, e.path);
+    if ((t === 'f' || t === 'd') && e.mode & 0o002 && !(t === 'd' && e.mode & 0o1000))
+      add(f.worldWritable, e.path);
+    if (t === 'f' && e.mode & 0o111 && /^\/(tmp|var\/tmp|dev\/shm|run|home|root)\//.test(e.path)) {
+      add(f.executablesInWritableDirs, e.path);
+    }
+  }
+  return f;
+}

@@ -17,7 +17,13 @@ import {
 import { type ExecOutcome, runExec } from './exec-runner.js';
 import { demuxFrames, newFrameKey } from './frames.js';
 import { compileExcludes, compileGlob, isExcluded } from './glob.js';
-import { applyStatOutput, type ListedEntry, parseListing, renderBodyfile } from './listing.js';
+import {
+  applyStatOutput,
+  type ListedEntry,
+  metadataFindings,
+  parseListing,
+  renderBodyfile,
+} from './listing.js';
 import {
   type ContentStrategy,
   chooseStrategy,
@@ -1273,7 +1279,22 @@ export class TargetRun {
         details: { entries: list.length, rejectedRecords: parsed.rejected, listing: this.strategy.listing },
       }),
     );
+    if (this.strategy.stat) {
+      await this.storeBuffer(
+        this.#c('files/findings.json'),
+        `${JSON.stringify(metadataFindings(list, this.#containerStartedAt()), null, 2)}\n`,
+        this.#meta(src, { contentType: 'application/json' }),
+      );
+    }
     return entries;
+  }
+
+  /** When the target container (re)started, from the pod status (epoch seconds). */
+  #containerStartedAt(): number | undefined {
+    const st = this.pod?.status?.containerStatuses?.find((c) => c.name === this.#o.target.container);
+    const t = st?.state?.running?.startedAt;
+    const ms = typeof t === 'string' ? Date.parse(t) : Number.NaN;
+    return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
   }
 
   // ---------- phase: content ----------

@@ -7,7 +7,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { checkServerIdentity, DEFAULT_CIPHERS as tlsDefaultCiphers } from 'node:tls';
+import { checkServerIdentity } from 'node:tls';
 import type { z } from 'zod';
 import {
   AbortedError,
@@ -35,16 +35,6 @@ export const MAX_ERROR_BODY_BYTES = 256 * 1024;
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_RETRY_AFTER_MS = 30_000;
-/**
- * Node's default cipher list with TLS 1.3 AES-128-GCM moved first (what Go clients such as kubectl
- * prefer): equally strong for this use, and cheaper for both ends of a bulk exec stream.
- */
-const CIPHERS = [
-  'TLS_AES_128_GCM_SHA256',
-  'TLS_AES_256_GCM_SHA384',
-  'TLS_CHACHA20_POLY1305_SHA256',
-  ...tlsDefaultCiphers.split(':').filter((c) => !c.startsWith('TLS_')),
-].join(':');
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN']);
 
 /** A Status body plus the list `continue` token some 410 answers carry. */
@@ -293,12 +283,12 @@ export class KubeTransport {
   /** TLS options for `https.request`/`ws`, without undefined keys (Node asserts on some of them). */
   tlsRequestOptions(): Pick<
     https.RequestOptions,
-    'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized' | 'ciphers'
+    'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'
   > {
-    const o: Pick<
-      https.RequestOptions,
-      'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized' | 'ciphers'
-    > = { rejectUnauthorized: true, ciphers: CIPHERS };
+    const o: Pick<https.RequestOptions, 'ca' | 'servername' | 'checkServerIdentity' | 'rejectUnauthorized'> =
+      {
+        rejectUnauthorized: true,
+      };
     if (this.tls.ca !== undefined) o.ca = this.tls.ca;
     if (this.tls.servername !== undefined) o.servername = this.tls.servername;
     if (this.tls.checkServerIdentity !== undefined) o.checkServerIdentity = this.tls.checkServerIdentity;

@@ -171,6 +171,17 @@ describe.skipIf(skip)('hostile containers', () => {
     expect(filesIndex(r.location as string).find((x) => x.path === '/srv/app/a.txt')?.status).toBe('failed');
   });
 
+  it('the per-target byte budget stops a target and says so', async () => {
+    const files: FileList = [
+      { path: '/srv/app/big.bin', content: 'B'.repeat(600_000) },
+      { path: '/srv/app/a.txt', content: 'alpha\n' },
+    ];
+    const r = await acquire(files, { limits: { maxTargetBytes: 300_000 } });
+    expect(r.status).toBe('partial');
+    expect(r.bytes).toBeLessThanOrEqual(300_000);
+    expect(r.reasons.join('\n')).toMatch(/target budget exhausted/);
+  });
+
   it('awkward names, FIFOs, /dev/zero links, loops, sparse and deep paths with real tools', async () => {
     const files = hostileFiles({ growing: true, sparseSize: 3 * 1024 ** 3 }).filter(
       (f) => f.path !== HOSTILE_PATHS.tar,

@@ -57,7 +57,8 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
       {
         preset: 'busybox',
         files: {
-          '/tmp/.x/xmrig': { content: MINER, executable: true },
+          '/tmp/.x/xmrig': { content: MINER, executable: true, mtime: new Date(Date.now() + 3_600_000) },
+          '/usr/local/bin/su-helper': { content: '#!/bin/sh\n', mode: 0o4755 },
           '/tmp/.x/config.json': {
             content: '{"pools":[{"url":"stratum+tcp://pool.example.invalid:3333"}]}\n',
           },
@@ -171,6 +172,19 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     );
     const rows = filesIndex(loc);
     expect(rows.find((r) => r.path === '/tmp/.x/xmrig')?.sha256).toBe(sha(Buffer.from(MINER, 'latin1')));
+  });
+
+  it('derives drift, SUID and dropped-executable findings from metadata alone', () => {
+    const f = bundleJson<{
+      changedSinceStart: string[];
+      setuid: string[];
+      executablesInWritableDirs: string[];
+      containerStartedAt?: number;
+    }>(loc, 'containers/app/files/findings.json');
+    expect(f.containerStartedAt).toBeGreaterThan(0);
+    expect(f.changedSinceStart).toContain('/tmp/.x/xmrig');
+    expect(f.setuid).toContain('/usr/local/bin/su-helper');
+    expect(f.executablesInWritableDirs).toContain('/tmp/.x/xmrig');
   });
 
   it('records the access.log -> /dev/stdout symlink without following it', () => {

@@ -143,6 +143,19 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     expect(id.processes.some((c) => c.includes('stratum+tcp://pool.example.invalid:3333'))).toBe(true);
     expect(id.deletedExe).toContain('/var/tmp/.rs/sh (deleted)');
     expect(id.preloadEnv).toBe(`sha256:${sha('/usr/lib/libprocesshider.so')}`);
+    // the bytes of the deleted reverse-shell binary were recovered through /proc/<pid>/exe
+    const loc = d?.location ?? '';
+    const rs = json<{ processes: { pid: number; exe?: string }[] }>(
+      loc,
+      'containers/app/proc/processes.json',
+    ).processes.find((p) => p.exe === '/var/tmp/.rs/sh (deleted)');
+    const manifest = json<{ artifacts: { path: string; sha256?: string; status: string }[] }>(
+      loc,
+      'manifest.json',
+    );
+    const exe = manifest.artifacts.find((a) => a.path === `containers/app/proc/${rs?.pid}/exe.bin`);
+    expect(exe?.status).toBe('complete');
+    expect(exe?.sha256).toBe(sha(readFileSync('/usr/bin/busybox')));
   });
 
   it('records exactly what was added to the pod, and when, in the custody record', async () => {
@@ -330,5 +343,7 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     expect(t?.needsEphemeralContainer).toBe(true);
     const custody = json<{ changes: TargetChange[] }>(t?.location ?? '', 'custody.json');
     expect(custody.changes.map((c) => c.kind)).toEqual(['ephemeral-container-added']);
+    // without lifetimeSeconds the debug container outlives the collector's target budget (60 min + 5)
+    expect(custody.changes[0]?.details?.command).toEqual(['sleep', '3900']);
   });
 });

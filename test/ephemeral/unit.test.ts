@@ -221,6 +221,20 @@ describe('errors say what to grant or change', () => {
     expect(e.podChanged).toBe(false);
   });
 
+  it('an admission webhook is a rejection, not missing RBAC', () => {
+    const e = explainPatchError(
+      new ForbiddenError('admission webhook "validate.kyverno.svc" denied the request: no debug containers', {
+        httpStatus: 403,
+      }),
+      'shop',
+      'web-1',
+      'n',
+    );
+    expect(e.failure).toBe('rejected');
+    expect(e.message).toContain('validate.kyverno.svc');
+    expect(e.message).not.toContain('grant in namespace');
+  });
+
   it('RBAC 403, missing subresource, missing pod', () => {
     const f = explainPatchError(
       new ForbiddenError(

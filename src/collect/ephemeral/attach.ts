@@ -187,6 +187,13 @@ export function explainPatchError(
       { cause: err, containerName: name },
     );
   }
+  if (/admission webhook/i.test(serverMsg)) {
+    return fail(
+      'rejected',
+      `an admission webhook rejected the debug container for ${namespace}/${pod}: ${serverMsg.slice(0, 500)}. Ask the policy owner for an exception for ephemeral containers with this image and profile`,
+      { cause: err, containerName: name },
+    );
+  }
   if (httpStatus === 403) {
     return fail(
       'forbidden',
@@ -254,6 +261,10 @@ async function preflight(
   }
 }
 
+/**
+ * A running debug container of ours with the same image, target and security context, with enough
+ * of its `sleep` left (at least min(lifetimeSeconds, 600) s), so a re-acquisition adds nothing.
+ */
 function findReusable(
   pod: Pod,
   o: ResolvedEphemeralOptions,
@@ -264,7 +275,12 @@ function findReusable(
     if (!c.name.startsWith(`${o.namePrefix}-`)) continue;
     if (raw.image !== spec.image || raw.targetContainerName !== spec.targetContainerName) continue;
     if (!sameJson(raw.securityContext, spec.securityContext)) continue;
-    if (statusOf(pod, c.name)?.state?.running) return c.name;
+    const cmd = Array.isArray(raw.command) ? raw.command : [];
+    const lifetime = cmd[0] === 'sleep' && /^\d{1,9}$/.test(String(cmd[1])) ? Number(cmd[1]) : 0;
+    const started = Date.parse(String(statusOf(pod, c.name)?.state?.running?.startedAt ?? ''));
+    if (!Number.isFinite(started)) continue;
+    const left = started / 1000 + lifetime - Date.now() / 1000;
+    if (left >= Math.min(o.lifetimeSeconds, 600)) return c.name;
   }
   return undefined;
 }
@@ -279,6 +295,7 @@ async function waitRunning(
   const deadline = Date.now() + o.startTimeoutMs;
   let last: ContainerStatus | undefined;
   let lastErr: string | undefined;
+  let polls = 0;
   for (;;) {
     if (input.signal?.aborted) {
       throw fail('timeout', `cancelled while waiting for debug container ${name} to run`, {
@@ -342,8 +359,13 @@ async function waitRunning(
       );
     }
     log({ event: 'ephemeral-waiting', container: name, state: last?.state ?? null });
+    polls += 1;
+    const interval = Math.min(
+      Math.max(o.pollIntervalMs, 2000),
+      o.pollIntervalMs * 1.5 ** Math.min(polls, 10),
+    );
     await sleep(
-      Math.min(o.pollIntervalMs, left),
+      Math.min(interval, left),
       undefined,
       input.signal ? { signal: input.signal } : undefined,
     ).catch(() => undefined);

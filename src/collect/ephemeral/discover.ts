@@ -230,6 +230,14 @@ export function chooseTargetProcess(scan: ProcessScan, hints: ChoiceHints = {}):
       };
     }
   }
+  if (rest.every((p) => p.mnt === undefined)) {
+    return `the mount namespaces of the other processes (${rest
+      .slice(0, 10)
+      .map(describe)
+      .join(
+        ', ',
+      )}) cannot be read: ptrace-read access is denied, so their files could not be read either; use profile 'general' or 'sysadmin', or run the debug container as the target's UID (runAsUser)`;
+  }
   const groups = new Map<string, ScannedProcess[]>();
   for (const p of rest) {
     const k = p.mnt ?? `unknown:${p.pid}`;

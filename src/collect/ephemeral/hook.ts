@@ -26,6 +26,8 @@ export interface EphemeralStepContext {
   signal: AbortSignal;
   /** Acquisition log of the target. */
   log(event: Record<string, unknown>): void;
+  /** The collector's limits: without an explicit `lifetimeSeconds` the debug container outlives the target budget. */
+  limits?: { targetTimeoutMs: number } | undefined;
 }
 
 /**
@@ -74,19 +76,24 @@ export async function switchToDebugContainer(
     reason: 'no shell in the target container',
     shellErrors: ctx.probe?.shellErrors ?? [],
   });
-  const att = await attachDebugContainer(options, {
-    kube: ctx.kube,
-    namespace: t.namespace,
-    pod: t.pod,
-    container: t.container,
-    podObject: ctx.pod,
-    signal: ctx.signal,
-    recorder: {
-      recordChange: (c) => ctx.bundle.recordChange(c),
-      log: (e) => ctx.log(e),
-      writeArtifact: (p, b, m) => ctx.bundle.writeArtifact(p, b, m),
+  const budget = ctx.limits ? Math.ceil(ctx.limits.targetTimeoutMs / 1000) + 300 : 0;
+  const lifetimeSeconds = options.lifetimeSeconds ?? Math.min(7 * 86_400, Math.max(3600, budget));
+  const att = await attachDebugContainer(
+    { ...options, lifetimeSeconds },
+    {
+      kube: ctx.kube,
+      namespace: t.namespace,
+      pod: t.pod,
+      container: t.container,
+      podObject: ctx.pod,
+      signal: ctx.signal,
+      recorder: {
+        recordChange: (c) => ctx.bundle.recordChange(c),
+        log: (e) => ctx.log(e),
+        writeArtifact: (p, b, m) => ctx.bundle.writeArtifact(p, b, m),
+      },
     },
-  });
+  );
   if (att.reused) {
     ctx.bundle.recordChange({
       kind: 'ephemeral-container-used',

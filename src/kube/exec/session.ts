@@ -77,7 +77,7 @@ function connect(
     // ws hands these options to https.request, so TLS's checkServerIdentity semantics apply
     // (@types/ws types that field differently).
     const options: Omit<WebSocket.ClientOptions, 'checkServerIdentity'> &
-      Pick<RequestOptions, 'checkServerIdentity' | 'servername' | 'ciphers'> = {
+      Pick<RequestOptions, 'checkServerIdentity' | 'servername'> = {
       headers: { authorization: `Bearer ${token}`, 'user-agent': 'eks-forensics' },
       ...t.tlsRequestOptions(),
       ...(t.tls.agent ? { agent: t.tls.agent } : {}),
