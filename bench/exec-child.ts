@@ -5,7 +5,7 @@
  * this process's CPU time during the exec, startup excluded).
  *
  * Modes: `ours-hash` | `cn-hash` (hash stdout as fast as possible), `ours-slow` | `cn-slow`
- * (throttled consumer at `rate` bytes/s).
+ * (throttled consumer at `rate` bytes/s, with one 3 s stall after 64 MiB).
  */
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
@@ -105,14 +105,26 @@ async function hashInWorker(source: AsyncIterable<Buffer>): Promise<string> {
   return d;
 }
 
+/** The slow consumer also stops reading once, for `STALL_MS` after `STALL_AT` bytes. */
+const STALL_AT = 64 * 1024 * 1024;
+const STALL_MS = 3000;
+
 function consumer(slow: boolean, t0: number): Writable {
+  let stalled = false;
+  let stallPaid = 0;
   return new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       bytes += chunk.length;
       if (!slow) return cb();
-      const wait = t0 + (bytes / args.rate) * 1000 - Date.now();
+      if (!stalled && bytes >= STALL_AT) {
+        stalled = true;
+        stallPaid = STALL_MS;
+        setTimeout(cb, STALL_MS);
+        return;
+      }
+      const wait = t0 + stallPaid + (bytes / args.rate) * 1000 - Date.now();
       if (wait > 1) setTimeout(cb, wait);
       else cb();
     },

@@ -8,7 +8,8 @@
  * - ceiling: `head -c N /dev/zero | openssl dgst -sha256` (no Kubernetes at all)
  *
  * Medians of `runs` runs; ratios are peer time / our time (> 1 means we are faster). Then peak RSS
- * of a child process whose consumer reads N bytes at a throttled rate (ours vs client-node).
+ * of a child process whose consumer reads N bytes at a throttled rate, stopping once for 3 s
+ * (ours vs client-node).
  *
  * Run alone: `npx tsx bench/exec.ts`.
  */

@@ -168,6 +168,11 @@ describe('finding the target process', () => {
     );
   });
 
+  it('without ptrace-read access it says which profile to use', () => {
+    const scan = parseScan(scanText([...base, '1\tstat\t1 (server) S 0 1', '1\tcmdline\t/app/server']), 100);
+    expect(chooseTargetProcess(scan)).toMatch(/ptrace-read access is denied.*profile 'general'/);
+  });
+
   it('hostile scan output cannot forge processes or the debug container', () => {
     const scan = parseScan(
       scanText([
