@@ -153,7 +153,13 @@ async function workerMain(sinkName: string, file: string, out: string): Promise<
  * @example const r = await benchSinks(); console.table(r.sinks);
  */
 export async function benchSinks(
-  options: { bytes?: number; runs?: number; log?: (line: string) => void } = {},
+  options: {
+    bytes?: number;
+    runs?: number;
+    /** Only these sinks (default all four). */
+    sinks?: string[];
+    log?: (line: string) => void;
+  } = {},
 ): Promise<SinkBenchResult> {
   const bytes = options.bytes ?? 1024 * MiB;
   const runs = Math.max(3, options.runs ?? 3);
@@ -165,7 +171,8 @@ export async function benchSinks(
     await generate(data, bytes);
     await generate(small, Math.floor(bytes / 4));
     await opensslOnce(data); // warm the page cache
-    const names = ['directory-nofsync', 'directory', 'tar', 'tar.gz'];
+    const all = ['directory-nofsync', 'directory', 'tar', 'tar.gz'];
+    const names = options.sinks ? all.filter((n) => options.sinks?.includes(n)) : all;
     const ssl: number[] = [];
     const sslCpu: number[] = [];
     const cpus = new Map<string, number[]>(names.map((n) => [n, []]));
@@ -246,6 +253,11 @@ if (isMain && process.argv[2] === '--worker') {
   await workerMain(process.argv[3] ?? '', process.argv[4] ?? '', process.argv[5] ?? '');
 } else if (isMain) {
   const mib = Number(process.argv[2] ?? 1024);
-  const r = await benchSinks({ bytes: mib * MiB, runs: Number(process.argv[3] ?? 3) });
+  const only = process.env.BENCH_SINKS?.split(',').filter((x) => x.length > 0);
+  const r = await benchSinks({
+    bytes: mib * MiB,
+    runs: Number(process.argv[3] ?? 3),
+    ...(only?.length ? { sinks: only } : {}),
+  });
   process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
 }

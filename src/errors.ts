@@ -78,7 +78,10 @@ export class EksForensicsError extends Error {
     this.httpStatus = options.httpStatus;
   }
 
-  // `this` is the class `instanceof` was called on (a subclass too), so it must not be replaced.
+  /**
+   * Cross-build `instanceof`: true for any object branded with this class's kind, even one made
+   * by another copy of the package (ESM vs CJS). `this` is the class `instanceof` was called on.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (value === null || typeof value !== 'object') return false;
     const kinds = (value as { [BRAND]?: unknown })[BRAND];
