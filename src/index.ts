@@ -368,6 +368,7 @@ export {
   type ResolvedEphemeralOptions,
   resolveEphemeralOptions,
   type ScannedProcess,
+  stopDebugContainer,
   switchToDebugContainer,
   type TargetChoice,
   type TargetPidMethod,

@@ -45,6 +45,11 @@ export interface ArtifactCollectorOptions {
   caseId?: string | undefined;
   /** Examiner name for the custody record. */
   examiner?: string | undefined;
+  /**
+   * IAM principal ARN of the caller (e.g. from `sts:GetCallerIdentity`) for the custody record.
+   * Default: the `arn` the EKS authenticator reports in SelfSubjectReview `extra`, when present.
+   */
+  callerArn?: string | undefined;
   /** Copy the content of items marked `sensitive` (shadow, credentials, tokens) instead of hashing them. */
   copySensitive?: boolean | undefined;
   /** Force a content strategy when the container supports it (e.g. `framed` to avoid tar). */
@@ -377,6 +382,9 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
           ...(caseId ? { caseId } : {}),
           examiner: {
             ...(this.#opts.examiner ? { name: this.#opts.examiner } : {}),
+            ...((this.#opts.callerArn ?? user?.extra?.arn?.[0])
+              ? { callerArn: this.#opts.callerArn ?? user?.extra?.arn?.[0] }
+              : {}),
             ...(user?.username
               ? { kubernetesUser: { username: user.username, groups: user.groups ?? [] } }
               : {}),

@@ -240,14 +240,26 @@ export class StreamingBundleWriter implements BundleWriter {
               ? Buffer.from(raw, 'utf8')
               : Buffer.from(raw as Uint8Array);
           if (chunk.length === 0) continue;
-          hash.update(chunk);
-          bytes += chunk.length;
+          // Start the write first, then hash while the backend's I/O runs on the same (read-only)
+          // bytes: hashing and storing overlap instead of taking turns.
           let pending: Promise<void> | undefined;
+          let writeError: { error: unknown } | undefined;
           try {
             pending = store.write(chunk);
-            if (pending) await pending;
           } catch (error) {
-            failure = { error, producer: false };
+            writeError = { error };
+          }
+          hash.update(chunk);
+          bytes += chunk.length;
+          if (writeError === undefined && pending) {
+            try {
+              await pending;
+            } catch (error) {
+              writeError = { error };
+            }
+          }
+          if (writeError) {
+            failure = { error: writeError.error, producer: false };
             break;
           }
         }

@@ -15,7 +15,7 @@ import {
   type StoredInfo,
   StreamingBundleWriter,
 } from './bundle.js';
-import { closeStream, createExclusive, syncPath, writeTo } from './fsutil.js';
+import { closeStream, createExclusive, FileAppender, syncPath } from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link DirectorySink}. */
@@ -28,12 +28,15 @@ export interface DirectorySinkOptions {
    */
   fsyncArtifacts?: boolean;
   /**
-   * Bytes buffered per artifact file before the producer waits. Default 16 KiB (Node's default):
-   * one write in flight keeps the producer paced by the disk and measured ~25% less CPU per byte
-   * than deep buffering.
+   * Bytes queued or being written per artifact file before the producer waits. Default 1 MiB: the
+   * disk always has a write in flight while the next chunk is hashed, small chunks are batched
+   * into one `writev`, and memory per artifact stays about this plus one chunk.
    */
   highWaterMark?: number;
 }
+
+/** With per-artifact fsync, a background fdatasync every this many bytes keeps the final fsync short. */
+const BACKGROUND_SYNC_BYTES = 64 << 20;
 
 /** Hashes the file at `path` (to report what a failed write really left on disk). */
 export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
@@ -81,38 +84,27 @@ class DirectoryBackend implements BundleBackend {
   async openArtifact(path: string): Promise<ArtifactStore> {
     const full = join(this.location, path);
     await mkdir(dirname(full), { recursive: true });
-    const ws = await createExclusive(full, this.#hwm);
-    let streamError: unknown;
-    ws.on('error', (e) => {
-      streamError ??= e;
-    });
     const fsync = this.#fsyncArtifacts;
-    const finish = async (): Promise<void> => {
-      await closeStream(ws);
-      if (fsync) await syncPath(full);
-    };
+    const file = await FileAppender.create(full, {
+      limit: this.#hwm,
+      syncEvery: fsync ? BACKGROUND_SYNC_BYTES : 0,
+    });
     return {
-      write(chunk: Buffer): Promise<void> | undefined {
-        if (streamError !== undefined) return Promise.reject(streamError);
-        return writeTo(ws, chunk);
-      },
+      write: (chunk: Buffer): Promise<void> | undefined => file.write(chunk),
       async end(): Promise<StoredInfo> {
-        await finish();
+        await file.close(fsync);
         return {};
       },
       async fail(_error: unknown, sha256: string, bytes: number, producer: boolean): Promise<FailedStore> {
-        if (producer && streamError === undefined) {
+        if (producer && file.error === undefined) {
           try {
-            await finish();
+            await file.close(fsync);
             return { kept: true, sha256, bytes };
           } catch {
             // fall through to re-reading what is on disk
           }
         } else {
-          await new Promise<void>((res) => {
-            ws.once('close', () => res());
-            ws.destroy();
-          });
+          await file.destroy();
         }
         try {
           return { kept: true, ...(await hashFile(full)) };
@@ -213,7 +205,7 @@ export class DirectorySink implements EvidenceSink {
   constructor(options: DirectorySinkOptions) {
     this.root = resolve(options.root);
     this.#fsyncArtifacts = options.fsyncArtifacts ?? true;
-    this.#hwm = options.highWaterMark ?? 16 * 1024;
+    this.#hwm = options.highWaterMark ?? 1 << 20;
   }
 
   /** Creates `<root>/<acquisitionId>/`; rejects with EvidenceError when it exists already. */

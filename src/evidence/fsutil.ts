@@ -4,8 +4,8 @@
  * @internal
  * @module
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { createWriteStream, type WriteStream, write, writev } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 
 /** Opens `path` for writing with exclusive create (`wx`); resolves once the file exists. */
@@ -68,4 +68,165 @@ export function writeTo(ws: Writable, chunk: Buffer): Promise<void> | undefined 
     ws.once('error', done);
     ws.once('close', onClose);
   });
+}
+
+/**
+ * Appends buffers to a file opened with exclusive create, keeping one write (or `writev` of
+ * everything queued meanwhile) in flight at a time. `write` returns a promise only while more
+ * than `limit` bytes are queued or in flight, and that promise resolves as soon as the backlog is
+ * under the limit again, so the disk never waits for the producer and memory stays bounded by
+ * about `limit` plus one chunk. The buffers are only read, never kept after their write.
+ *
+ * With `syncEvery`, a background `fdatasync` is started each time that many bytes have been
+ * written since the last one, so the disk writes back while the producer streams and the final
+ * fsync of {@link FileAppender.close} has little left to do.
+ */
+export class FileAppender {
+  readonly #fd: number;
+  readonly #handle: FileHandle;
+  readonly #limit: number;
+  readonly #syncEvery: number;
+  #queue: Buffer[] = [];
+  #queued = 0;
+  /** Bytes of the write syscall in flight (0: none). */
+  #inflight = 0;
+  #error: Error | undefined;
+  #waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  #idle: (() => void) | undefined;
+  #sinceSync = 0;
+  #syncing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(handle: FileHandle, limit: number, syncEvery: number) {
+    this.#handle = handle;
+    this.#fd = handle.fd;
+    this.#limit = limit;
+    this.#syncEvery = syncEvery;
+  }
+
+  /** Creates `path` exclusively (`wx`: never overwrites, never follows a symlink at the leaf). */
+  static async create(path: string, opts: { limit?: number; syncEvery?: number } = {}): Promise<FileAppender> {
+    const handle = await open(path, 'wx');
+    return new FileAppender(handle, Math.max(1, opts.limit ?? 1 << 20), opts.syncEvery ?? 0);
+  }
+
+  /** The first write (or background sync) error, if any. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Queues `chunk`; returns a promise only when the producer must wait (rejects on a write error). */
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closed) return Promise.reject(new Error('file already closed'));
+    if (chunk.length === 0) return undefined;
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    if (this.#inflight === 0) this.#pump();
+    if (this.#queued + this.#inflight <= this.#limit) return undefined;
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+    });
+  }
+
+  #pump(): void {
+    const bufs = this.#queue;
+    const total = this.#queued;
+    this.#queue = [];
+    this.#queued = 0;
+    this.#inflight = total;
+    const done = (err: NodeJS.ErrnoException | null, written: number): void => {
+      this.#inflight = 0;
+      if (err) this.#fail(err);
+      else if (this.#error === undefined) {
+        if (written < total) {
+          // Short write (e.g. the disk filled up): write the rest; a second failure reports the cause.
+          if (written <= 0) this.#fail(new Error(`write to file made no progress (${total} bytes left)`));
+          else {
+            this.#queue = [...remainder(bufs, written), ...this.#queue];
+            this.#queued += total - written;
+          }
+        }
+        this.#sinceSync += Math.max(0, written);
+        if (this.#syncEvery > 0 && this.#sinceSync >= this.#syncEvery && this.#syncing === undefined) {
+          this.#sinceSync = 0;
+          this.#syncing = this.#handle.datasync().then(
+            () => {
+              this.#syncing = undefined;
+            },
+            (e: unknown) => {
+              this.#syncing = undefined;
+              this.#fail(e instanceof Error ? e : new Error(String(e)));
+            },
+          );
+        }
+        if (this.#queued > 0 && this.#error === undefined) this.#pump();
+      }
+      while (this.#waiters.length > 0 && this.#queued + this.#inflight <= this.#limit) {
+        this.#waiters.shift()?.resolve();
+      }
+      if (this.#inflight === 0) this.#idle?.();
+    };
+    if (bufs.length === 1) {
+      const b = bufs[0] as Buffer;
+      write(this.#fd, b, 0, b.length, null, done);
+    } else writev(this.#fd, bufs, null, done);
+  }
+
+  /** Records the first error and fails every waiter; a write in flight still completes. */
+  #fail(err: Error): void {
+    this.#error ??= err;
+    this.#queue = [];
+    this.#queued = 0;
+    for (const w of this.#waiters.splice(0)) w.reject(this.#error);
+  }
+
+  #settled(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((res) => {
+      this.#idle = () => {
+        this.#idle = undefined;
+        res();
+      };
+    });
+  }
+
+  /** Writes what is queued, optionally fsyncs, and closes; rejects with the first write error. */
+  async close(fsync: boolean): Promise<void> {
+    if (this.#closed) throw new Error('file already closed');
+    this.#closed = true;
+    try {
+      while (this.#inflight > 0) await this.#settled();
+      await this.#syncing;
+      if (this.#error) throw this.#error;
+      if (fsync) await this.#handle.sync();
+    } finally {
+      await this.#handle.close();
+    }
+    if (this.#error) throw this.#error;
+  }
+
+  /** Drops what is queued, waits for the write in flight and closes; never rejects. */
+  async destroy(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#fail(this.#error ?? new Error('file closed'));
+    await this.#settled();
+    await this.#syncing?.catch(() => {});
+    await this.#handle.close().catch(() => {});
+  }
+}
+
+function remainder(bufs: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  let left = skip;
+  for (const b of bufs) {
+    if (left >= b.length) {
+      left -= b.length;
+      continue;
+    }
+    out.push(left > 0 ? b.subarray(left) : b);
+    left = 0;
+  }
+  return out;
 }

@@ -83,6 +83,7 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
       profiles: ['triage'],
       caseId: 'CASE-1',
       examiner: 'tester',
+      callerArn: 'arn:aws:sts::123456789012:assumed-role/ir-responder/case-1',
     });
     collector.on('progress', (e) => events.push(e));
     report = await collector.acquire({ kube: env.kube, ...t });
@@ -103,11 +104,12 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     const v = await verifyEvidence(loc);
     expect(v.ok, JSON.stringify(v)).toBe(true);
     const custody = bundleJson<{
-      examiner: { kubernetesUser?: { username: string }; name?: string };
+      examiner: { kubernetesUser?: { username: string }; name?: string; callerArn?: string };
       caseId: string;
     }>(loc, 'custody.json');
     expect(custody.examiner.kubernetesUser?.username).toBeTruthy();
     expect(custody.examiner.name).toBe('tester');
+    expect(custody.examiner.callerArn).toBe('arn:aws:sts::123456789012:assumed-role/ir-responder/case-1');
     expect(custody.caseId).toBe('CASE-1');
   });
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachDebugContainer } from '../../src/collect/ephemeral/index.js';
+import { attachDebugContainer, stopDebugContainer } from '../../src/collect/ephemeral/index.js';
 import { type AcquisitionReport, ArtifactCollector } from '../../src/collect/index.js';
 import { ConfigError, EphemeralContainerError } from '../../src/errors.js';
 import { type TargetChange, verifyEvidence } from '../../src/evidence/index.js';
@@ -252,6 +252,34 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     )
       .rejects.toThrow(/allowEphemeralContainer: true/)
       .then(async () => expect((await pod2).spec?.ephemeralContainers ?? []).toEqual([]));
+  });
+
+  it('stops the debug container early on request, and only it', async () => {
+    await env.cluster.addPod({
+      name: 'stop-distroless',
+      containers: [
+        { name: 'app', image: 'gcr.io/distroless/static', runtime: 'sandbox', options: files('none') },
+      ],
+    });
+    const att = await attachDebugContainer(
+      { allowEphemeralContainer: true, image: DEBUG_IMAGE },
+      { kube: env.kube, namespace: 'default', pod: 'stop-distroless', container: 'app' },
+    );
+    const r = await stopDebugContainer(env.kube, att);
+    expect(r.stopped).toBe(1);
+    let state: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50; i++) {
+      const pod = await env.kube.getPod('default', 'stop-distroless');
+      state = pod.status?.ephemeralContainerStatuses?.find((s) => s.name === att.containerName)?.state as
+        | Record<string, unknown>
+        | undefined;
+      if (state?.terminated) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(state?.terminated).toBeDefined();
+    const pod = await env.kube.getPod('default', 'stop-distroless');
+    expect(pod.status?.containerStatuses?.find((s) => s.name === 'app')?.state?.running).toBeTruthy();
+    expect(pod.spec?.ephemeralContainers?.map((c) => c.name)).toEqual([att.containerName]);
   });
 
   it('403: a user without patch on pods/ephemeralcontainers gets an error naming what to grant', async () => {

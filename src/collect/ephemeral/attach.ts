@@ -86,6 +86,10 @@ export interface AttachInput {
 
 /** A running debug container attached to a target, and how to read the target through it. */
 export interface DebugAttachment {
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
   /** Name of the ephemeral container (exec into this one). */
   containerName: string;
   /** Image of the debug container. */
@@ -593,6 +597,8 @@ export async function attachDebugContainer(
     'attachment',
   );
   return {
+    namespace,
+    pod: input.pod,
     containerName: name,
     image: o.image,
     profile: o.profile,
@@ -609,4 +615,66 @@ export async function attachDebugContainer(
     change,
     scan,
   };
+}
+
+/** Stops only processes that share the debug container's own mount namespace (checked right before). */
+const STOP_SCRIPT = [
+  's=$(readlink /proc/self/ns/mnt) || exit 3',
+  'l=',
+  'n=0',
+  'for p in "$@"; do',
+  '  case $p in *[!0-9]*|"") continue;; esac',
+  '  [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$s" ] || continue',
+  '  l="$l $p"; n=$((n+1))',
+  'done',
+  'echo "stopped $n"',
+  '[ "$n" -gt 0 ] || exit 0',
+  // the container ends with its main process, and this exec with it: print first
+  'exec kill -TERM $l',
+].join('\n');
+
+/**
+ * Ends the debug container early: sends SIGTERM to its `sleep` (the PIDs the scan attributed to it,
+ * re-checked to be in the debug container's own mount namespace, so no target process can be hit).
+ * The container then shows as terminated; its spec entry stays (it cannot be removed). Optional:
+ * without it the container exits by itself after `lifetimeSeconds`.
+ *
+ * @returns how many processes were signalled, and the exec's error when it failed (never throws).
+ */
+export async function stopDebugContainer(
+  kube: EphemeralKube,
+  attachment: DebugAttachment,
+  options: { signal?: AbortSignal | undefined; recorder?: Pick<EphemeralRecorder, 'log'> | undefined } = {},
+): Promise<{ stopped: number; error?: string | undefined }> {
+  const pids = attachment.scan.processes
+    .filter(
+      (p) =>
+        attachment.target.debugPids.includes(p.pid) &&
+        p.pid !== attachment.scan.selfPid &&
+        (p.cmdline ?? '').startsWith('sleep '),
+    )
+    .map((p) => String(p.pid));
+  if (pids.length === 0)
+    return { stopped: 0, error: "the debug container's sleep was not identified by the scan" };
+  const r = await captureExec(kube, {
+    namespace: attachment.namespace,
+    pod: attachment.pod,
+    container: attachment.containerName,
+    argv: ['sh', '-c', STOP_SCRIPT, 'eksf-ephemeral-stop', ...pids],
+    maxBytes: 4096,
+    timeoutMs: 30_000,
+    signal: options.signal,
+  });
+  const m = /stopped (\d+)/.exec(r.stdout.toString());
+  // the exec may be cut when its container ends: the count then comes from the output alone
+  const stopped = m ? Number(m[1]) : 0;
+  const error = m ? undefined : (r.error ?? `exit code ${r.exitCode}`);
+  options.recorder?.log({
+    event: 'ephemeral-stopped',
+    container: attachment.containerName,
+    pids,
+    stopped,
+    error: error ?? null,
+  });
+  return error ? { stopped, error } : { stopped };
 }

@@ -12,6 +12,7 @@ export {
   type EphemeralKube,
   type EphemeralRecorder,
   explainPatchError,
+  stopDebugContainer,
 } from './attach.js';
 export {
   type ChoiceHints,
