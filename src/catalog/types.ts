@@ -29,7 +29,7 @@ export interface VisibilityPolicy {
   hiddenImages: readonly (string | RegExp)[];
 }
 
-/** Endpoint overrides (VPC endpoints, moto_server, {@link FakeAws}). */
+/** Endpoint overrides (VPC endpoints, moto_server, `FakeAws` from `eks-forensics/testing`). */
 export interface CatalogEndpoints {
   /** EKS API endpoint: one URL for every region, or a function of the region (undefined = AWS default). */
   eks?: string | ((region: string) => string | undefined) | undefined;

@@ -30,6 +30,14 @@ const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 * 1024;
 /** Spare frame buffers kept per session (returned once the socket has written them). */
 const SPARE_FRAMES = 6;
+/** Room left before the channel byte for the WebSocket header (at most 10 bytes unmasked). */
+const HEAD = 10;
+
+/** The parts of a `ws` WebSocket the output fast path relies on (ws 8 internals). */
+interface WsInternals {
+  _socket?: { write(data: Buffer, cb: (err?: Error | null) => void): boolean };
+  _sender?: { _state?: unknown; _queue?: unknown[] };
+}
 
 /** Picks the subprotocol like kube-apiserver: `v5` if offered, else the legacy server's choice. */
 export function chooseProtocol(firstHeaderLine: string | undefined): { protocol: string } | { reject: true } {
@@ -149,10 +157,23 @@ export class ExecSession {
   }
 
   /**
-   * Sends `frame[0, length)`, whose first byte is already the channel; `frame` is reused for
-   * later output once the socket has written it.
+   * The raw socket, when a frame written to it directly lands exactly where `ws.send` would put
+   * it: the socket is open and ws's sender has nothing queued (no compression is negotiated).
    */
-  private sendFrame(frame: Buffer, length: number): void {
+  private rawSocket(): WsInternals['_socket'] | undefined {
+    if (this.base64 || this.ws.readyState !== 1) return undefined;
+    const { _socket: socket, _sender: sender } = this.ws as unknown as WsInternals;
+    if (!socket || !sender || sender._state !== 0 || !Array.isArray(sender._queue)) return undefined;
+    return sender._queue.length === 0 ? socket : undefined;
+  }
+
+  /**
+   * Sends the message `frame[HEAD, end)` (channel byte, then output); `frame` is reused for later
+   * output once the socket has written it. The WebSocket header goes into the room before the
+   * channel byte, so the socket (TLS) gets one buffer instead of ws's header + payload pair, which
+   * TLS would copy into one again.
+   */
+  private sendFrame(frame: Buffer, end: number): void {
     if (this.closed) return;
     const done = (): void => {
       if (this.spare.length < SPARE_FRAMES) this.spare.push(frame);
@@ -162,10 +183,31 @@ export class ExecSession {
       }
     };
     if (this.base64) {
-      this.ws.send(`${frame[0]}${frame.toString('base64', 1, length)}`, { binary: false }, done);
-    } else {
-      this.ws.send(length === frame.length ? frame : frame.subarray(0, length), { binary: true }, done);
+      this.ws.send(`${frame[HEAD]}${frame.toString('base64', HEAD + 1, end)}`, { binary: false }, done);
+      return;
     }
+    const socket = this.rawSocket();
+    if (!socket) {
+      this.ws.send(frame.subarray(HEAD, end), { binary: true }, done);
+      return;
+    }
+    const length = end - HEAD;
+    let start: number;
+    if (length < 126) {
+      start = HEAD - 2;
+      frame[start + 1] = length;
+    } else if (length < 65536) {
+      start = HEAD - 4;
+      frame[start + 1] = 126;
+      frame.writeUInt16BE(length, start + 2);
+    } else {
+      start = HEAD - 10;
+      frame[start + 1] = 127;
+      frame.writeUInt32BE(0, start + 2);
+      frame.writeUInt32BE(length, start + 6);
+    }
+    frame[start] = 0x82; // FIN, binary
+    socket.write(frame.subarray(start, end), done);
   }
 
   /** Sends the opening empty frame on the lowest writable channel. */
@@ -182,16 +224,16 @@ export class ExecSession {
   private pump(stream: Readable, channel: number, wanted: boolean): Promise<void> {
     return new Promise((resolve) => {
       let frame: Buffer | undefined;
-      let fill = 1;
+      let fill = HEAD + 1;
       let scheduled: NodeJS.Immediate | undefined;
       const flush = (): void => {
         if (scheduled) clearImmediate(scheduled);
         scheduled = undefined;
-        if (frame === undefined || fill <= 1) return;
+        if (frame === undefined || fill <= HEAD + 1) return;
         const f = frame;
         const n = fill;
         frame = undefined;
-        fill = 1;
+        fill = HEAD + 1;
         this.sendFrame(f, n);
       };
       const finish = (): void => {
@@ -207,16 +249,16 @@ export class ExecSession {
         let off = 0;
         while (off < chunk.length) {
           if (frame === undefined) {
-            frame = this.spare.pop() ?? Buffer.allocUnsafeSlow(1 + FRAME_PAYLOAD);
-            frame[0] = channel;
-            fill = 1;
+            frame = this.spare.pop() ?? Buffer.allocUnsafeSlow(HEAD + 1 + FRAME_PAYLOAD);
+            frame[HEAD] = channel;
+            fill = HEAD + 1;
           }
           const n = chunk.copy(frame, fill, off);
           fill += n;
           off += n;
           if (fill === frame.length) flush();
         }
-        if (fill > 1 && scheduled === undefined) scheduled = setImmediate(flush);
+        if (fill > HEAD + 1 && scheduled === undefined) scheduled = setImmediate(flush);
         if (this.ws.bufferedAmount > HIGH_WATER) {
           stream.pause();
           this.paused.add(stream);

@@ -303,10 +303,10 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
 
   /** @internal */
   constructor(
-    readonly tools: Tools,
-    readonly sources: PresetSources,
+    /** @internal */ readonly tools: Tools,
+    /** @internal */ readonly sources: PresetSources,
     dir: string,
-    readonly options: SandboxRuntimeOptions,
+    /** @internal */ readonly options: SandboxRuntimeOptions,
   ) {
     this.name = options.name ?? 'sandbox';
     this.runtimeName = options.runtimeName ?? 'containerd';
