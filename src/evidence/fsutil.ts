@@ -70,6 +70,9 @@ export function writeTo(ws: Writable, chunk: Buffer): Promise<void> | undefined 
   });
 }
 
+/** Chunks queued before the producer waits, however small they are (bounds the `writev` list). */
+const MAX_QUEUED_CHUNKS = 1024;
+
 /**
  * Appends buffers to a file opened with exclusive create, keeping one write (or `writev` of
  * everything queued meanwhile) in flight at a time. `write` returns a promise only while more
@@ -105,7 +108,10 @@ export class FileAppender {
   }
 
   /** Creates `path` exclusively (`wx`: never overwrites, never follows a symlink at the leaf). */
-  static async create(path: string, opts: { limit?: number; syncEvery?: number } = {}): Promise<FileAppender> {
+  static async create(
+    path: string,
+    opts: { limit?: number; syncEvery?: number } = {},
+  ): Promise<FileAppender> {
     const handle = await open(path, 'wx');
     return new FileAppender(handle, Math.max(1, opts.limit ?? 1 << 20), opts.syncEvery ?? 0);
   }
@@ -123,7 +129,8 @@ export class FileAppender {
     this.#queue.push(chunk);
     this.#queued += chunk.length;
     if (this.#inflight === 0) this.#pump();
-    if (this.#queued + this.#inflight <= this.#limit) return undefined;
+    if (this.#queued + this.#inflight <= this.#limit && this.#queue.length < MAX_QUEUED_CHUNKS)
+      return undefined;
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
     });
