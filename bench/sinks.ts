@@ -7,7 +7,8 @@
  * peak RSS is its own; the directory sink also runs at a quarter of the size to show that memory
  * does not grow with the artifact.
  *
- * Run alone: `npx tsx bench/sinks.ts [sizeMiB] [runs]`.
+ * Run alone: `npx tsx bench/sinks.ts [sizeMiB] [runs]` (env `BENCH_SINKS=directory-nofsync,directory`
+ * measures only those sinks).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
