@@ -272,7 +272,12 @@ export function podJson(p: PodEntry, withType = true): KubeJsonObject {
     status.containerStatuses = [...p.containers]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map(containerStatus);
-    const eph = p.ephemeralContainers.filter((c) => c.state !== 'waiting' || c.containerId);
+    const eph = p.ephemeralContainers.filter(
+      (c) =>
+        c.state !== 'waiting' ||
+        c.containerId ||
+        (c.reason !== undefined && c.reason !== 'ContainerCreating'),
+    );
     if (eph.length > 0) status.ephemeralContainerStatuses = eph.map(containerStatus);
   } else {
     status.conditions = [
