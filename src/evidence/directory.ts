@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, type WriteStream } from 'node:fs';
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { EvidenceError } from '../errors.js';
 import {
@@ -15,7 +15,7 @@ import {
   type StoredInfo,
   StreamingBundleWriter,
 } from './bundle.js';
-import { closeStream, createExclusive, FileAppender, syncPath } from './fsutil.js';
+import { type AuxDigest, AuxFiles, FileAppender, syncPath } from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link DirectorySink}. */
@@ -56,27 +56,13 @@ class DirectoryBackend implements BundleBackend {
   readonly #name: string;
   readonly #fsyncArtifacts: boolean;
   readonly #hwm: number;
-  readonly #journal: FileHandle;
-  readonly #journalHash: Hash = createHash('sha256');
-  #journalBytes = 0;
-  readonly #log: WriteStream;
-  readonly #logHash: Hash = createHash('sha256');
-  #logBytes = 0;
-  #auxClosed = false;
+  readonly #aux: AuxFiles;
 
-  constructor(
-    root: string,
-    name: string,
-    journal: FileHandle,
-    log: WriteStream,
-    opts: { fsyncArtifacts: boolean; hwm: number },
-  ) {
+  constructor(root: string, name: string, aux: AuxFiles, opts: { fsyncArtifacts: boolean; hwm: number }) {
     this.#root = root;
     this.#name = name;
     this.location = join(root, name);
-    this.#journal = journal;
-    this.#log = log;
-    this.#log.on('error', () => {});
+    this.#aux = aux;
     this.#fsyncArtifacts = opts.fsyncArtifacts;
     this.#hwm = opts.hwm;
   }
@@ -115,35 +101,16 @@ class DirectoryBackend implements BundleBackend {
     };
   }
 
-  async appendJournal(line: string): Promise<void> {
-    const buf = Buffer.from(line, 'utf8');
-    await this.#journal.write(buf);
-    await this.#journal.datasync();
-    this.#journalHash.update(buf);
-    this.#journalBytes += buf.length;
+  appendJournal(line: string): Promise<void> {
+    return this.#aux.appendJournal(line);
   }
 
   appendLog(line: string): void {
-    if (this.#auxClosed) return;
-    const buf = Buffer.from(line, 'utf8');
-    this.#logHash.update(buf);
-    this.#logBytes += buf.length;
-    this.#log.write(buf);
+    this.#aux.appendLog(line);
   }
 
-  async closeAux(): Promise<{
-    journal: { sha256: string; bytes: number };
-    log: { sha256: string; bytes: number };
-  }> {
-    this.#auxClosed = true;
-    await closeStream(this.#log);
-    await syncPath(join(this.location, BUNDLE_FILES.log));
-    await this.#journal.sync();
-    await this.#journal.close();
-    return {
-      journal: { sha256: this.#journalHash.digest('hex'), bytes: this.#journalBytes },
-      log: { sha256: this.#logHash.digest('hex'), bytes: this.#logBytes },
-    };
+  closeAux(): Promise<{ journal: AuxDigest; log: AuxDigest }> {
+    return this.#aux.close();
   }
 
   async putFinal(name: string, data: Buffer): Promise<void> {
@@ -172,13 +139,8 @@ class DirectoryBackend implements BundleBackend {
     return { sidecar };
   }
 
-  async abandon(): Promise<void> {
-    if (this.#auxClosed) return;
-    this.#auxClosed = true;
-    await closeStream(this.#log).catch(() => {});
-    await syncPath(join(this.location, BUNDLE_FILES.log)).catch(() => {});
-    await this.#journal.sync().catch(() => {});
-    await this.#journal.close().catch(() => {});
+  abandon(): Promise<void> {
+    return this.#aux.closeQuietly();
   }
 }
 
@@ -224,10 +186,8 @@ export class DirectorySink implements EvidenceSink {
         { cause },
       );
     }
-    const journal = await open(join(dir, BUNDLE_FILES.journal), 'wx');
-    const log = await createExclusive(join(dir, BUNDLE_FILES.log), 64 * 1024);
-    log.on('error', () => {});
-    const backend = new DirectoryBackend(this.root, name, journal, log, {
+    const aux = await AuxFiles.create(dir, BUNDLE_FILES.journal, BUNDLE_FILES.log);
+    const backend = new DirectoryBackend(this.root, name, aux, {
       fsyncArtifacts: this.#fsyncArtifacts,
       hwm: this.#hwm,
     });

@@ -4,8 +4,10 @@
  * @internal
  * @module
  */
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream, write, writev } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 
 /** Opens `path` for writing with exclusive create (`wx`); resolves once the file exists. */
@@ -48,6 +50,90 @@ export async function syncPath(path: string): Promise<void> {
       throw e;
   } finally {
     await fh.close();
+  }
+}
+
+/** Digest and size of one auxiliary file as written. */
+export interface AuxDigest {
+  /** Hex SHA-256. */
+  sha256: string;
+  /** Bytes written. */
+  bytes: number;
+}
+
+/**
+ * The journal (fsynced after every line, so an interrupted bundle keeps it) and the acquisition
+ * log of a bundle being written on local disk, each hashed as it is written.
+ */
+export class AuxFiles {
+  readonly #journal: FileHandle;
+  readonly #journalHash: Hash = createHash('sha256');
+  #journalBytes = 0;
+  readonly #log: WriteStream;
+  readonly #logPath: string;
+  readonly #logHash: Hash = createHash('sha256');
+  #logBytes = 0;
+  #closed = false;
+
+  private constructor(journal: FileHandle, log: WriteStream, logPath: string) {
+    this.#journal = journal;
+    this.#log = log;
+    this.#logPath = logPath;
+    this.#log.on('error', () => {});
+  }
+
+  /** Creates `journalName` and `logName` in `dir`, both exclusively (`wx`). */
+  static async create(dir: string, journalName: string, logName: string): Promise<AuxFiles> {
+    const journal = await open(join(dir, journalName), 'wx');
+    const logPath = join(dir, logName);
+    const log = await createExclusive(logPath, 64 * 1024);
+    return new AuxFiles(journal, log, logPath);
+  }
+
+  /** True once `close()` or `closeQuietly()` has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Appends a journal line and fsyncs it before resolving. */
+  async appendJournal(line: string): Promise<void> {
+    const buf = Buffer.from(line, 'utf8');
+    await this.#journal.write(buf);
+    await this.#journal.datasync();
+    this.#journalHash.update(buf);
+    this.#journalBytes += buf.length;
+  }
+
+  /** Appends a log line (buffered; dropped after close). */
+  appendLog(line: string): void {
+    if (this.#closed) return;
+    const buf = Buffer.from(line, 'utf8');
+    this.#logHash.update(buf);
+    this.#logBytes += buf.length;
+    this.#log.write(buf);
+  }
+
+  /** Closes both files after fsyncing them; returns their digests. */
+  async close(): Promise<{ journal: AuxDigest; log: AuxDigest }> {
+    this.#closed = true;
+    await closeStream(this.#log);
+    await syncPath(this.#logPath);
+    await this.#journal.sync();
+    await this.#journal.close();
+    return {
+      journal: { sha256: this.#journalHash.digest('hex'), bytes: this.#journalBytes },
+      log: { sha256: this.#logHash.digest('hex'), bytes: this.#logBytes },
+    };
+  }
+
+  /** Best-effort close for an abandoned bundle; never throws, no-op when already closed. */
+  async closeQuietly(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await closeStream(this.#log).catch(() => {});
+    await syncPath(this.#logPath).catch(() => {});
+    await this.#journal.sync().catch(() => {});
+    await this.#journal.close().catch(() => {});
   }
 }
 

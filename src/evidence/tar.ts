@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, type WriteStream } from 'node:fs';
-import { type FileHandle, mkdir, open, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +13,7 @@ import { constants, createGzip, type Gzip } from 'node:zlib';
 import { type Pack, pack as tarPack } from 'tar-stream';
 import { EvidenceError } from '../errors.js';
 import { type ArtifactStore, type BundleBackend, type FailedStore, StreamingBundleWriter } from './bundle.js';
-import { closeStream, createExclusive, syncPath, writeTo } from './fsutil.js';
+import { type AuxDigest, AuxFiles, closeStream, createExclusive, syncPath, writeTo } from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link TarSink}. */
@@ -54,16 +54,10 @@ class TarBackend implements BundleBackend {
   readonly #fileHash: Hash = createHash('sha256');
   readonly #lock = new Mutex();
   readonly #memLimit: number;
-  readonly #journal: FileHandle;
-  readonly #log: WriteStream;
-  readonly #logHash: Hash = createHash('sha256');
-  #logBytes = 0;
-  readonly #journalHash: Hash = createHash('sha256');
-  #journalBytes = 0;
+  readonly #aux: AuxFiles;
   #outError: unknown;
   readonly #hashTap: Transform;
   readonly #gz: Gzip | undefined;
-  #auxClosed = false;
   #ended = false;
   #spoolSeq = 0;
   readonly #mtime = new Date();
@@ -72,16 +66,14 @@ class TarBackend implements BundleBackend {
     file: string,
     name: string,
     ws: WriteStream,
-    journal: FileHandle,
-    log: WriteStream,
+    aux: AuxFiles,
     opts: { gzip: boolean; level: number; memLimit: number },
   ) {
     this.location = file;
     this.#name = name;
     this.#partial = `${file}.partial`;
     this.#ws = ws;
-    this.#journal = journal;
-    this.#log = log;
+    this.#aux = aux;
     this.#memLimit = opts.memLimit;
     this.#pack = tarPack();
     const fileHash = this.#fileHash;
@@ -237,35 +229,21 @@ class TarBackend implements BundleBackend {
     };
   }
 
-  async appendJournal(line: string): Promise<void> {
-    const buf = Buffer.from(line, 'utf8');
-    await this.#journal.write(buf);
-    await this.#journal.datasync();
-    this.#journalHash.update(buf);
-    this.#journalBytes += buf.length;
+  appendJournal(line: string): Promise<void> {
+    return this.#aux.appendJournal(line);
   }
 
   appendLog(line: string): void {
-    if (this.#auxClosed) return;
-    const buf = Buffer.from(line, 'utf8');
-    this.#logHash.update(buf);
-    this.#logBytes += buf.length;
-    this.#log.write(buf);
+    this.#aux.appendLog(line);
   }
 
-  async closeAux() {
-    this.#auxClosed = true;
-    await closeStream(this.#log);
-    await this.#journal.sync();
-    await this.#journal.close();
+  async closeAux(): Promise<{ journal: AuxDigest; log: AuxDigest }> {
+    const digests = await this.#aux.close();
     const j = join(this.#partial, BUNDLE_FILES.journal);
     const l = join(this.#partial, BUNDLE_FILES.log);
     await this.#addEntry(BUNDLE_FILES.journal, (await stat(j)).size, [], j);
     await this.#addEntry(BUNDLE_FILES.log, (await stat(l)).size, [], l);
-    return {
-      journal: { sha256: this.#journalHash.digest('hex'), bytes: this.#journalBytes },
-      log: { sha256: this.#logHash.digest('hex'), bytes: this.#logBytes },
-    };
+    return digests;
   }
 
   putFinal(name: string, data: Buffer): Promise<void> {
@@ -299,7 +277,7 @@ class TarBackend implements BundleBackend {
 
   async abandon(): Promise<void> {
     try {
-      if (!this.#auxClosed) await this.closeAux();
+      if (!this.#aux.closed) await this.closeAux();
       await this.#end();
       // The journal and log are inside a properly ended tar now; the spool folder is no longer needed.
       await rm(this.#partial, { recursive: true, force: true });
@@ -353,10 +331,8 @@ export class TarSink implements EvidenceSink {
         { cause },
       );
     }
-    const journal = await open(join(`${file}.partial`, BUNDLE_FILES.journal), 'wx');
-    const log = await createExclusive(join(`${file}.partial`, BUNDLE_FILES.log), 64 * 1024);
-    log.on('error', () => {});
-    const backend = new TarBackend(file, name, ws, journal, log, {
+    const aux = await AuxFiles.create(`${file}.partial`, BUNDLE_FILES.journal, BUNDLE_FILES.log);
+    const backend = new TarBackend(file, name, ws, aux, {
       gzip: this.#gzip,
       level: this.#level,
       memLimit: this.#mem,
