@@ -4,6 +4,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import type { ContainerRuntime, RuntimeContainer, RuntimeContainerSpec } from '../../runtime.js';
 
 /** A random 64-hex container or exec id, as containerd makes them. */
 export function randomContainerId(): string {
@@ -23,4 +24,27 @@ export function execNotFoundMessage(command: string): string {
     `failed to exec in container: failed to start exec "${randomContainerId()}": OCI runtime exec failed: ` +
     `exec failed: unable to start container process: exec: "${command}": ${what}: unknown`
   );
+}
+
+/**
+ * A runtime that makes containers with `make` and stops every one of them on `close()`.
+ * Shared by the in-process runtimes, whose containers hold no resources beyond their processes.
+ */
+export function trackingRuntime<Options>(
+  name: string,
+  make: (spec: RuntimeContainerSpec<Options>, options: Options | Record<string, never>) => RuntimeContainer,
+): ContainerRuntime<Options> {
+  const containers = new Set<RuntimeContainer>();
+  return {
+    name,
+    async start(spec) {
+      const c = make(spec, spec.options ?? {});
+      containers.add(c);
+      return c;
+    },
+    async close() {
+      await Promise.all([...containers].map((c) => c.stop()));
+      containers.clear();
+    },
+  };
 }

@@ -14,7 +14,7 @@ import type {
   RuntimeExecSpec,
 } from '../../runtime.js';
 import type { HostRuntimeOptions } from '../types.js';
-import { execNotFoundMessage, randomContainerId } from './common.js';
+import { execNotFoundMessage, randomContainerId, trackingRuntime } from './common.js';
 
 function streamDone(stream: Readable): Promise<void> {
   return new Promise((resolve) => {
@@ -136,17 +136,5 @@ class HostContainer implements RuntimeContainer {
  * a missing binary fails like containerd's "executable file not found in $PATH".
  */
 export function createHostRuntime(): ContainerRuntime<HostRuntimeOptions> {
-  const containers = new Set<HostContainer>();
-  return {
-    name: 'host',
-    async start(spec) {
-      const c = new HostContainer(spec, spec.options ?? {});
-      containers.add(c);
-      return c;
-    },
-    async close() {
-      await Promise.all([...containers].map((c) => c.stop()));
-      containers.clear();
-    },
-  };
+  return trackingRuntime<HostRuntimeOptions>('host', (spec, options) => new HostContainer(spec, options));
 }

@@ -14,7 +14,7 @@ import type {
   RuntimeExecSpec,
 } from '../../runtime.js';
 import type { ScriptedHandler, ScriptedRuntimeOptions } from '../types.js';
-import { execNotFoundMessage, randomContainerId } from './common.js';
+import { execNotFoundMessage, randomContainerId, trackingRuntime } from './common.js';
 
 const STREAM_HWM = 64 * 1024;
 
@@ -123,17 +123,8 @@ class ScriptedContainer implements RuntimeContainer {
  * } }] });
  */
 export function createScriptedRuntime(): ContainerRuntime<ScriptedRuntimeOptions> {
-  const containers = new Set<ScriptedContainer>();
-  return {
-    name: 'scripted',
-    async start(spec) {
-      const c = new ScriptedContainer(spec, spec.options ?? {});
-      containers.add(c);
-      return c;
-    },
-    async close() {
-      await Promise.all([...containers].map((c) => c.stop()));
-      containers.clear();
-    },
-  };
+  return trackingRuntime<ScriptedRuntimeOptions>(
+    'scripted',
+    (spec, options) => new ScriptedContainer(spec, options),
+  );
 }
