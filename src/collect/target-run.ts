@@ -230,6 +230,20 @@ export class TargetRun {
     return this.#tally(await this.#o.bundle.writeArtifact(path, body, meta));
   }
 
+  /**
+   * Splits `stdout` in two: one branch is stored raw at `path` (as received, hashed by the sink),
+   * the other is returned for parsing. `stop()` ends both when the parser gives up.
+   */
+  #storeTee(
+    stdout: Readable,
+    path: string,
+    meta: ArtifactMeta,
+    after?: Parameters<TargetRun['storeStream']>[3],
+  ): { parse: Readable; stored: Promise<ArtifactRecord>; stop: () => void } {
+    const [toStore, parse, stop] = tee(stdout);
+    return { parse, stored: this.storeStream(path, toStore, meta, after), stop };
+  }
+
   /** Streams an artifact through the artifact cap and budgets. */
   async storeStream(
     path: string,
@@ -1212,14 +1226,18 @@ export class TargetRun {
     let over = false;
     let rec: Promise<ArtifactRecord> | undefined;
     const out = await this.#exec('listing', argv, async (stdout) => {
-      const [toStore, toParse, stopTee] = tee(stdout);
       let res: ExecOutcome<void> | undefined;
-      rec = this.storeStream(
+      const {
+        parse: toParse,
+        stored,
+        stop: stopTee,
+      } = this.#storeTee(
+        stdout,
         this.#c('files/listing.raw'),
-        toStore,
         this.#meta(src, { argv, contentType: 'application/octet-stream' }),
         () => (res?.error ? { status: 'failed', reason: res.error } : {}),
       );
+      rec = stored;
       const parts: Buffer[] = [];
       let n = 0;
       for await (const c of toParse) {
@@ -1252,10 +1270,9 @@ export class TargetRun {
         const expected = batch.map((entry) => ({ full: `${prefix}${entry.path}`, entry }));
         const sargv = statArgv(expected.map((x) => x.full));
         const sres = await this.#exec(`stat-${bi}`, sargv, async (stdout) => {
-          const [toStore, toParse] = tee(stdout);
-          const r = this.storeStream(
+          const { parse: toParse, stored: r } = this.#storeTee(
+            stdout,
             this.#c(`files/stat-${String(bi).padStart(3, '0')}.raw`),
-            toStore,
             this.#meta(src, {
               argv: ['stat', '-c', sargv[2] as string, '--', `<${expected.length} listed paths>`],
               contentType: 'text/plain',
@@ -1413,19 +1430,20 @@ export class TargetRun {
       let rec: Promise<ArtifactRecord> | undefined;
       let stopTee: (() => void) | undefined;
       if (mode === 'copy') {
-        const [toStore, toParse, stop] = tee(stdout);
-        parseSide = toParse;
-        stopTee = stop;
-        rec = this.storeStream(
+        ({
+          parse: parseSide,
+          stored: rec,
+          stop: stopTee,
+        } = this.#storeTee(
+          stdout,
           streamPath,
-          toStore,
           this.#meta(src, {
             argv: ['tar', 'cf', '-', '--', `<${batch.length} paths, see files/index.json>`],
             contentType: 'application/x-tar',
           }),
           () =>
             result && !result.ok ? { status: 'failed', reason: result.reason ?? 'archive rejected' } : {},
-        );
+        ));
       }
       result = await receiveTar(parseSide, {
         expected,
@@ -1542,12 +1560,13 @@ export class TargetRun {
         let rec: Promise<ArtifactRecord> | undefined;
         let stopTee: (() => void) | undefined;
         if (mode === 'copy') {
-          const [toStore, toParse, stop] = tee(stdout);
-          parseSide = toParse;
-          stopTee = stop;
-          rec = this.storeStream(
+          ({
+            parse: parseSide,
+            stored: rec,
+            stop: stopTee,
+          } = this.#storeTee(
+            stdout,
             streamPath,
-            toStore,
             this.#meta(src, {
               argv: [shell, '-c', '<files script>', `<${batch.length} paths, see files/index.json>`],
               contentType: 'application/octet-stream',
@@ -1557,7 +1576,7 @@ export class TargetRun {
               },
             }),
             () => (anomalies.length ? { status: 'failed', reason: anomalies.join('; ') } : {}),
-          );
+          ));
         }
         let cur:
           | {
