@@ -3,10 +3,7 @@
  * stdout/stderr Readables that pause the socket when not read, a stdin Writable that waits on the
  * socket's buffer, a ping/pong watchdog, and a `result` promise that never rejects unobserved.
  */
-import type { IncomingMessage } from 'node:http';
-import type { RequestOptions } from 'node:https';
 import { Readable, Writable } from 'node:stream';
-import WebSocket from 'ws';
 import {
   AbortedError,
   ApiUnavailableError,
@@ -22,14 +19,15 @@ import { httpError, type KubeTransport, MAX_ERROR_BODY_BYTES, readBounded } from
 import type { ExecOptions, ExecResult, ExecSession } from '../types.js';
 import {
   Channel,
-  decodeFrame,
   EXEC_PROTOCOLS,
   type ExecProtocol,
   encodeClose,
   encodeFrame,
   MAX_FRAME_BYTES,
+  MAX_STATUS_BYTES,
   parseExecStatus,
 } from './codec.js';
+import { type ClientWebSocket, openWebSocket } from './websocket.js';
 
 /** Buffer of each output Readable before the socket is paused. */
 const OUTPUT_HIGH_WATER = 1024 * 1024;
@@ -54,12 +52,6 @@ function buildPath(o: ExecOptions): string {
   return `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/pods/${encodeURIComponent(o.pod)}/exec?${q}`;
 }
 
-/** Events that arrived between the upgrade and the session attaching its listeners. */
-interface Early {
-  messages: Array<[Buffer, boolean]>;
-  closed?: { code: number; reason: Buffer } | undefined;
-}
-
 function connect(
   t: KubeTransport,
   path: string,
@@ -67,96 +59,76 @@ function connect(
   signal: AbortSignal,
   what: string,
   protocols: readonly ExecProtocol[],
-): Promise<{ ws: WebSocket; early: Early }> {
-  return new Promise<{ ws: WebSocket; early: Early }>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(abortError(signal, what));
-      return;
-    }
+): Promise<ClientWebSocket> {
+  if (signal.aborted) return Promise.reject(abortError(signal, what));
+  const attempt = openWebSocket({
+    url: t.urlFor(path),
+    protocols,
+    headers: { authorization: `Bearer ${token}`, 'user-agent': 'eks-forensics' },
+    tls: t.tlsRequestOptions(),
+    agent: t.tls.agent,
+  });
+  return new Promise<ClientWebSocket>((resolve, reject) => {
     let settled = false;
-    // ws hands these options to https.request, so TLS's checkServerIdentity semantics apply
-    // (@types/ws types that field differently).
-    const options: Omit<WebSocket.ClientOptions, 'checkServerIdentity'> &
-      Pick<RequestOptions, 'checkServerIdentity' | 'servername'> = {
-      headers: { authorization: `Bearer ${token}`, 'user-agent': 'eks-forensics' },
-      ...t.tlsRequestOptions(),
-      ...(t.tls.agent ? { agent: t.tls.agent } : {}),
-      perMessageDeflate: false,
-      maxPayload: MAX_FRAME_BYTES,
-      handshakeTimeout: t.timeoutMs,
-      skipUTF8Validation: true,
-      followRedirects: false,
-    };
-    const ws = new WebSocket(t.urlFor(path, true), [...protocols], options as WebSocket.ClientOptions);
-    ws.on('error', noop);
-    const early: Early = { messages: [] };
-    const done = (err: unknown, value?: WebSocket) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      ws.off('open', onOpen);
-      if (err !== undefined) {
-        if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
-        reject(err);
-      } else resolve({ ws: value as WebSocket, early });
-    };
-    const onAbort = () => done(abortError(signal, what));
-    const onOpen = () => {
-      if (!(EXEC_PROTOCOLS as readonly string[]).includes(ws.protocol)) {
-        done(
-          new ExecProtocolError(
-            `${what}: server chose subprotocol ${JSON.stringify(ws.protocol)}, not v5/v4`,
-          ),
-        );
+    const done = (err: unknown, value?: ClientWebSocket): void => {
+      if (settled) {
+        value?.terminate();
         return;
       }
-      // Hold the socket until the session has its listeners; keep anything already parsed.
-      ws.pause();
-      ws.on('message', (data: Buffer, isBinary: boolean) => early.messages.push([data, isBinary]));
-      ws.once('close', (code: number, reason: Buffer) => {
-        early.closed = { code, reason };
-      });
-      done(undefined, ws);
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      if (err !== undefined) {
+        value?.terminate();
+        attempt.cancel();
+        reject(err);
+      } else resolve(value as ClientWebSocket);
     };
+    const onAbort = (): void => done(abortError(signal, what));
+    const timer = setTimeout(
+      () => done(new TimeoutError(`${what}: WebSocket handshake timed out after ${t.timeoutMs} ms`)),
+      t.timeoutMs,
+    );
     signal.addEventListener('abort', onAbort, { once: true });
-    ws.once('open', onOpen);
-    ws.on('unexpected-response', (req, res: IncomingMessage) => {
-      const code = res.statusCode ?? 0;
-      readBounded(res, MAX_ERROR_BODY_BYTES).then(
-        ({ body }) => {
-          req.destroy();
-          done(httpError(code, body, what));
-        },
-        (cause) => {
-          req.destroy();
-          done(httpError(code, Buffer.alloc(0), what, { cause }));
-        },
-      );
-    });
-    ws.once('error', (err: Error & { code?: string }) => {
-      if (settled) return;
-      if (/handshake has timed out/i.test(err.message)) {
-        done(
-          new TimeoutError(`${what}: WebSocket handshake timed out after ${t.timeoutMs} ms`, { cause: err }),
+    attempt.done.then((r) => {
+      if ('socket' in r) {
+        const ws = r.socket;
+        if (!(protocols as readonly string[]).includes(ws.protocol)) {
+          done(
+            new ExecProtocolError(
+              `${what}: server chose subprotocol ${JSON.stringify(ws.protocol)}, not one of ${protocols.join(', ')}`,
+            ),
+            ws,
+          );
+        } else done(undefined, ws);
+        return;
+      }
+      const f = r.failure;
+      if (f.kind === 'response') {
+        const code = f.response.statusCode ?? 0;
+        readBounded(f.response, MAX_ERROR_BODY_BYTES).then(
+          ({ body }) => {
+            f.request.destroy();
+            done(httpError(code, body, what));
+          },
+          (cause) => {
+            f.request.destroy();
+            done(httpError(code, Buffer.alloc(0), what, { cause }));
+          },
         );
-      } else if (/subprotocol/i.test(err.message)) {
+      } else if (f.kind === 'violation') {
         done(
-          new ExecProtocolError(`${what}: subprotocol negotiation failed (${err.message})`, { cause: err }),
+          new ExecProtocolError(`${what}: WebSocket upgrade failed (${f.error.message})`, { cause: f.error }),
         );
       } else {
         done(
           new ApiUnavailableError(
-            `${what}: cannot open the exec WebSocket to ${t.url.host} (${err.code ?? err.message})`,
-            {
-              cause: err,
-            },
+            `${what}: cannot open the exec WebSocket to ${t.url.host} (${f.error.code ?? f.error.message})`,
+            { cause: f.error },
           ),
         );
       }
     });
-    ws.once('close', () =>
-      done(new ApiUnavailableError(`${what}: the connection closed during the handshake`)),
-    );
   });
 }
 
@@ -179,27 +151,23 @@ export async function startExec(t: KubeTransport, o: ExecOptions): Promise<ExecS
   const what = `exec in ${o.namespace}/${o.pod}${o.container ? `/${o.container}` : ''}`;
   const path = buildPath(o);
   const life = withTimeout(t.combineSignal(o.signal), o.timeoutMs, what);
-  let conn: { ws: WebSocket; early: Early };
+  let ws: ClientWebSocket;
   try {
     let token = await t.token();
     try {
-      conn = await connect(t, path, token, life.signal, what, protocols);
+      ws = await connect(t, path, token, life.signal, what, protocols);
     } catch (err) {
       if (!(err instanceof UnauthorizedError)) throw err;
       t.logger.debug({ what }, 'kube: exec got 401, refreshing token once');
       token = await t.token(true);
-      conn = await connect(t, path, token, life.signal, what, protocols);
+      ws = await connect(t, path, token, life.signal, what, protocols);
     }
   } catch (err) {
     life.dispose();
     throw err;
   }
-  const { ws, early } = conn;
-  ws.removeAllListeners('message');
-  ws.removeAllListeners('close');
   return new Session(
     ws,
-    early,
     ws.protocol as ExecProtocol,
     life,
     o,
@@ -208,6 +176,9 @@ export async function startExec(t: KubeTransport, o: ExecOptions): Promise<ExecS
     what,
   );
 }
+
+/** Session message states below any channel number: between messages; a binary message whose channel byte has not arrived. */
+const Msg = { None: -2, AwaitChannel: -1 } as const;
 
 class Session implements ExecSession {
   readonly stdout: Readable;
@@ -225,14 +196,19 @@ class Session implements ExecSession {
   #stderrBytes = 0;
   #lastSeen = Date.now();
   #pinger: NodeJS.Timeout;
-  readonly #ws: WebSocket;
+  /** Channel of the message in progress, or a {@link Msg} state. */
+  #channel: number = Msg.None;
+  /** Status-channel bytes of the message in progress. */
+  #status: Buffer[] = [];
+  #statusBytes = 0;
+  readonly #want: { wantStdout: boolean; wantStderr: boolean; wantStdin: boolean };
+  readonly #ws: ClientWebSocket;
   readonly #life: { signal: AbortSignal; dispose: () => void };
   readonly #what: string;
   readonly #onLifeAbort: () => void;
 
   constructor(
-    ws: WebSocket,
-    early: Early,
+    ws: ClientWebSocket,
     protocol: ExecProtocol,
     life: { signal: AbortSignal; dispose: () => void },
     o: ExecOptions,
@@ -243,6 +219,7 @@ class Session implements ExecSession {
     this.#ws = ws;
     this.#life = life;
     this.#what = what;
+    this.#want = want;
     this.protocol = protocol;
     this.canCloseStdin = protocol === 'v5.channel.k8s.io';
     this.result = new Promise<ExecResult>((resolve, reject) => {
@@ -261,33 +238,6 @@ class Session implements ExecSession {
     if (!want.wantStdout) this.stdout.push(null);
     if (!want.wantStderr) this.stderr.push(null);
     this.stdin = want.wantStdin ? this.#makeStdin() : null;
-
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary, want));
-    ws.on('pong', () => {
-      this.#lastSeen = Date.now();
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.#finish(
-        new ExecIncompleteError(
-          `${what}: the connection closed (code ${code}${reason.length ? ` ${reason.toString('utf8').slice(0, 200)}` : ''}) without an exit status; the command's outcome is unknown and its output may be truncated`,
-        ),
-      );
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      const e =
-        typeof err.code === 'string' && err.code.startsWith('WS_ERR')
-          ? new ExecProtocolError(`${what}: the server broke the WebSocket protocol (${err.message})`, {
-              cause: err,
-            })
-          : new ExecIncompleteError(
-              `${what}: the connection failed (${err.code ?? err.message}) before the exit status`,
-              {
-                cause: err,
-              },
-            );
-      this.#finish(e);
-    });
 
     this.#onLifeAbort = () => this.#finish(abortError(life.signal, what), true);
     if (life.signal.aborted) queueMicrotask(this.#onLifeAbort);
@@ -309,33 +259,66 @@ class Session implements ExecSession {
         );
         return;
       }
-      if (this.#ws.readyState === WebSocket.OPEN) this.#ws.ping(undefined, undefined, noop);
+      this.#ws.ping();
     }, pingEvery);
     this.#pinger.unref();
     t.logger.debug({ what, protocol }, 'kube: exec started');
-    for (const [data, isBinary] of early.messages) this.#onMessage(data, isBinary, want);
-    if (early.closed) ws.emit('close', early.closed.code, early.closed.reason);
-    else if (!this.#stdoutFull && !this.#stderrFull) ws.resume();
+    ws.start(
+      {
+        messageStart: (binary) => this.#messageStart(binary),
+        messageData: (data) => this.#messageData(data),
+        messageEnd: () => this.#messageEnd(),
+        pong: () => {
+          this.#lastSeen = Date.now();
+        },
+        violation: (err) =>
+          this.#finish(
+            new ExecProtocolError(`${what}: the server broke the WebSocket protocol (${err.message})`, {
+              cause: err,
+            }),
+          ),
+        error: (err) =>
+          this.#finish(
+            new ExecIncompleteError(
+              `${what}: the connection failed (${err.code ?? err.message}) before the exit status`,
+              { cause: err },
+            ),
+          ),
+        closed: (code, reason) =>
+          this.#finish(
+            new ExecIncompleteError(
+              `${what}: the connection closed (code ${code}${reason.length ? ` ${reason.toString('utf8').slice(0, 200)}` : ''}) without an exit status; the command's outcome is unknown and its output may be truncated`,
+            ),
+          ),
+      },
+      MAX_FRAME_BYTES,
+    );
   }
 
-  #onMessage(
-    data: Buffer,
-    isBinary: boolean,
-    want: { wantStdout: boolean; wantStderr: boolean; wantStdin: boolean },
-  ): void {
+  #messageStart(binary: boolean): void {
     if (this.#finished) return;
     this.#lastSeen = Date.now();
-    if (!isBinary) {
+    if (!binary) {
       this.#finish(
         new ExecProtocolError(`${this.#what}: the server sent a text frame on a binary channel protocol`),
       );
       return;
     }
-    const frame = decodeFrame(data);
-    if (frame === null) return;
-    const { channel, payload } = frame;
+    this.#channel = Msg.AwaitChannel;
+  }
+
+  /** Payload bytes of the current message, straight from the socket's read buffer (no copy). */
+  #messageData(data: Buffer): void {
+    if (this.#finished) return;
+    let payload = data;
+    if (this.#channel === Msg.AwaitChannel) {
+      this.#channel = payload[0] as number;
+      payload = payload.subarray(1);
+      if (payload.length === 0) return;
+    }
+    const channel = this.#channel;
     if (channel === Channel.Stdout) {
-      if (!want.wantStdout || payload.length === 0) return;
+      if (!this.#want.wantStdout) return;
       this.#stdoutBytes += payload.length;
       if (this.stdout.destroyed) return;
       if (!this.stdout.push(payload)) {
@@ -343,7 +326,7 @@ class Session implements ExecSession {
         this.#ws.pause();
       }
     } else if (channel === Channel.Stderr) {
-      if (!want.wantStderr || payload.length === 0) return;
+      if (!this.#want.wantStderr) return;
       this.#stderrBytes += payload.length;
       if (this.stderr.destroyed) return;
       if (!this.stderr.push(payload)) {
@@ -351,23 +334,42 @@ class Session implements ExecSession {
         this.#ws.pause();
       }
     } else if (channel === Channel.Error) {
-      if (payload.length === 0) return;
-      let outcome: ReturnType<typeof parseExecStatus>;
-      try {
-        outcome = parseExecStatus(payload);
-      } catch (err) {
-        this.#finish(err);
+      this.#statusBytes += payload.length;
+      if (this.#statusBytes > MAX_STATUS_BYTES) {
+        this.#finish(
+          new ExecProtocolError(
+            `${this.#what}: exec status frame is over the ${MAX_STATUS_BYTES}-byte limit`,
+          ),
+        );
         return;
       }
-      this.#finish({
-        exitCode: outcome.exitCode,
-        status: outcome.status,
-        protocol: this.protocol,
-        stdoutBytes: this.#stdoutBytes,
-        stderrBytes: this.#stderrBytes,
-      });
+      this.#status.push(payload);
     }
     // Any other channel (resize echo, 255, unknown) is ignored, as kube-apiserver does.
+  }
+
+  #messageEnd(): void {
+    const channel = this.#channel;
+    this.#channel = Msg.None;
+    if (this.#finished || channel !== Channel.Error) return;
+    const parts = this.#status;
+    this.#status = [];
+    this.#statusBytes = 0;
+    if (parts.length === 0) return;
+    let outcome: ReturnType<typeof parseExecStatus>;
+    try {
+      outcome = parseExecStatus(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+    } catch (err) {
+      this.#finish(err);
+      return;
+    }
+    this.#finish({
+      exitCode: outcome.exitCode,
+      status: outcome.status,
+      protocol: this.protocol,
+      stdoutBytes: this.#stdoutBytes,
+      stderrBytes: this.#stderrBytes,
+    });
   }
 
   #drained(which: 'stdout' | 'stderr'): void {
@@ -386,24 +388,24 @@ class Session implements ExecSession {
     const w = new Writable({
       highWaterMark: STDIN_HIGH_WATER,
       write: (chunk: Buffer, _enc, cb) => {
-        if (this.#finished || ws.readyState !== WebSocket.OPEN) {
+        if (this.#finished || !ws.isOpen) {
           cb(closedError());
           return;
         }
         let last: Buffer | undefined;
         for (let off = 0; off < chunk.length; off += STDIN_FRAME_BYTES) {
           last = encodeFrame(Channel.Stdin, chunk.subarray(off, off + STDIN_FRAME_BYTES));
-          if (off + STDIN_FRAME_BYTES < chunk.length) ws.send(last, { binary: true }, noop);
+          if (off + STDIN_FRAME_BYTES < chunk.length) ws.send(last);
         }
         if (!last) {
           cb();
           return;
         }
         if (ws.bufferedAmount < STDIN_HIGH_WATER) {
-          ws.send(last, { binary: true }, noop);
+          ws.send(last);
           cb();
         } else {
-          ws.send(last, { binary: true }, (err) => cb(err ? closedError() : null));
+          ws.send(last, (err) => cb(err ? closedError() : null));
         }
       },
       final: (cb) => {
@@ -415,11 +417,11 @@ class Session implements ExecSession {
           );
           return;
         }
-        if (this.#finished || ws.readyState !== WebSocket.OPEN) {
+        if (this.#finished || !ws.isOpen) {
           cb(closedError());
           return;
         }
-        ws.send(encodeClose(Channel.Stdin), { binary: true }, (err) => cb(err ? closedError() : null));
+        ws.send(encodeClose(Channel.Stdin), (err) => cb(err ? closedError() : null));
       },
     });
     w.on('error', noop);
@@ -450,19 +452,14 @@ class Session implements ExecSession {
     if (this.stdin && !this.stdin.destroyed && !ok) this.stdin.destroy();
     if (ok) {
       this.#resolve(outcome as ExecResult);
-      if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
-        this.#ws.close(1000);
-        const t = setTimeout(() => this.#ws.terminate(), CLOSE_GRACE_MS);
-        t.unref();
-        this.#ws.once('close', () => clearTimeout(t));
-      }
+      this.#ws.close(1000, CLOSE_GRACE_MS);
     } else {
       const err =
         outcome instanceof EksForensicsError
           ? outcome
           : new ExecProtocolError(`${this.#what}: unexpected failure`, { cause: outcome });
       this.#reject(err);
-      if (this.#ws.readyState !== WebSocket.CLOSED) this.#ws.terminate();
+      this.#ws.terminate();
     }
   }
 }
