@@ -120,6 +120,16 @@ export class ExecSession {
   private stdinClosed = false;
   private readonly paused = new Set<Readable>();
   private readonly spare: Buffer[] = [];
+  /**
+   * Frames waiting to be written to the raw socket, one write in flight at a time: a socket that
+   * drains several queued writes at once hands them to TLS as one `writev`, which copies them all
+   * into a fresh buffer (a large, garbage-heavy cost under backpressure).
+   */
+  private readonly rawQueue: Array<{ buf: Buffer; done: () => void }> = [];
+  private rawQueued = 0;
+  private rawBusy = false;
+  /** `ws.send` calls held back until the raw queue is empty, so frames stay in order. */
+  private readonly afterRaw: Array<() => void> = [];
 
   constructor(
     private readonly ws: WebSocket,
@@ -137,10 +147,19 @@ export class ExecSession {
     });
   }
 
+  /** Bytes handed to the socket or waiting in the raw queue. */
+  private get buffered(): number {
+    return this.ws.bufferedAmount + this.rawQueued;
+  }
+
   private send(channel: number, payload: Buffer, cb?: () => void): void {
     if (this.closed) return;
+    if (this.rawBusy) {
+      this.afterRaw.push(() => this.send(channel, payload, cb));
+      return;
+    }
     const done = (): void => {
-      if (this.paused.size > 0 && this.ws.bufferedAmount < LOW_WATER) {
+      if (this.paused.size > 0 && this.buffered < LOW_WATER) {
         for (const s of this.paused) s.resume();
         this.paused.clear();
       }
@@ -177,7 +196,7 @@ export class ExecSession {
     if (this.closed) return;
     const done = (): void => {
       if (this.spare.length < SPARE_FRAMES) this.spare.push(frame);
-      if (this.paused.size > 0 && this.ws.bufferedAmount < LOW_WATER) {
+      if (this.paused.size > 0 && this.buffered < LOW_WATER) {
         for (const s of this.paused) s.resume();
         this.paused.clear();
       }
@@ -186,7 +205,7 @@ export class ExecSession {
       this.ws.send(`${frame[HEAD]}${frame.toString('base64', HEAD + 1, end)}`, { binary: false }, done);
       return;
     }
-    const socket = this.rawSocket();
+    const socket = this.rawBusy ? (this.ws as unknown as WsInternals)._socket : this.rawSocket();
     if (!socket) {
       this.ws.send(frame.subarray(HEAD, end), { binary: true }, done);
       return;
@@ -207,7 +226,29 @@ export class ExecSession {
       frame.writeUInt32BE(length, start + 6);
     }
     frame[start] = 0x82; // FIN, binary
-    socket.write(frame.subarray(start, end), done);
+    this.rawQueue.push({ buf: frame.subarray(start, end), done });
+    this.rawQueued += end - start;
+    if (!this.rawBusy) this.writeNextRaw(socket);
+  }
+
+  private writeNextRaw(socket: NonNullable<WsInternals['_socket']>): void {
+    const item = this.rawQueue.shift();
+    if (!item) {
+      this.rawBusy = false;
+      for (const f of this.afterRaw.splice(0)) f();
+      return;
+    }
+    this.rawBusy = true;
+    this.rawQueued -= item.buf.length;
+    socket.write(item.buf, (err) => {
+      item.done();
+      if (err) {
+        this.closed = true;
+        this.rawQueue.length = 0;
+        this.rawQueued = 0;
+      }
+      this.writeNextRaw(socket);
+    });
   }
 
   /** Sends the opening empty frame on the lowest writable channel. */
@@ -259,7 +300,7 @@ export class ExecSession {
           if (fill === frame.length) flush();
         }
         if (fill > HEAD + 1 && scheduled === undefined) scheduled = setImmediate(flush);
-        if (this.ws.bufferedAmount > HIGH_WATER) {
+        if (this.buffered > HIGH_WATER) {
           stream.pause();
           this.paused.add(stream);
         }
