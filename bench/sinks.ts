@@ -8,7 +8,14 @@
  * does not grow with the artifact.
  *
  * Run alone: `npx tsx bench/sinks.ts [sizeMiB] [runs]` (env `BENCH_SINKS=directory-nofsync,directory`
- * measures only those sinks).
+ * measures only those sinks; `directory-buffered`, DirectorySink without fsync and with
+ * `directIo: false`, is measured only when named there).
+ *
+ * On a VM whose balloon reports free pages to the host (Firecracker, virtio-balloon free page
+ * reporting), memory freed more than a couple of seconds earlier is handed back and must be faulted
+ * in again: a buffered 1 GiB write then costs 1.4-2.9 s of system time instead of 0.2-0.6 s, and
+ * by how much varies run to run. DirectorySink writes artifacts above 8 MiB with O_DIRECT, which
+ * does not touch the page cache; the system CPU of every sink is reported so the effect is visible.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -35,6 +42,8 @@ export interface SinkFigure {
   peakRssMiB: number;
   /** Every run's time, ms. */
   runsMs: number[];
+  /** Median system (kernel) CPU time of the sink process, ms: where page-cache faults show up. */
+  medianSysCpuMs: number;
   /**
    * opensslMedianCpuMs / median CPU ms of the sink process (all threads): the ratio a dedicated
    * machine would see, less sensitive than wall time to other load on a shared machine.
@@ -49,6 +58,8 @@ export interface SinkBenchResult {
   opensslMedianMs: number;
   /** Median CPU time of openssl (user+sys), ms. */
   opensslMedianCpuMs: number;
+  /** Median system CPU time of openssl, ms. */
+  opensslMedianSysCpuMs: number;
   opensslMiBPerSec: number;
   sinks: SinkFigure[];
   /** Peak RSS of the directory sink for a quarter-size artifact vs the full size (MiB). */
@@ -85,21 +96,23 @@ async function generate(file: string, bytes: number): Promise<void> {
 }
 
 /** Runs openssl; returns wall time and CPU time (user+sys of the child, from the shell's `times`). */
-async function opensslOnce(file: string): Promise<{ ms: number; cpuMs: number; sha256: string }> {
+async function opensslOnce(
+  file: string,
+): Promise<{ ms: number; cpuMs: number; sysMs: number; sha256: string }> {
   const t = performance.now();
   const { stdout } = await run('sh', ['-c', 'openssl dgst -sha256 -r "$1"; times', 'sh', file]);
   const ms = performance.now() - t;
   const lines = stdout.trim().split('\n');
   const child = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
-  const cpuMs = child
-    ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000
-    : Number.NaN;
-  return { ms, cpuMs, sha256: lines[0]?.split(' ')[0] ?? '' };
+  const userMs = child ? (Number(child[1]) * 60 + Number(child[2])) * 1000 : Number.NaN;
+  const sysMs = child ? (Number(child[3]) * 60 + Number(child[4])) * 1000 : Number.NaN;
+  return { ms, cpuMs: userMs + sysMs, sysMs, sha256: lines[0]?.split(' ')[0] ?? '' };
 }
 
 interface WorkerOut {
   ms: number;
   cpuMs: number;
+  sysMs: number;
   sha256: string;
   maxRssKiB: number;
 }
@@ -125,14 +138,16 @@ function worker(sink: string, file: string, out: string): Promise<WorkerOut> {
 /** Child-process side: one artifact through one sink. */
 async function workerMain(sinkName: string, file: string, out: string): Promise<void> {
   const ev = await import('../src/evidence/index.js');
-  const sink =
-    sinkName === 'directory'
-      ? new ev.DirectorySink({ root: out })
-      : sinkName === 'directory-nofsync'
-        ? new ev.DirectorySink({ root: out, fsyncArtifacts: false })
-        : sinkName === 'tar'
-          ? new ev.TarSink({ root: out })
-          : new ev.TarSink({ root: out, gzip: true, gzipLevel: 1 });
+  const sinks: Record<string, () => import('../src/evidence/index.js').EvidenceSink> = {
+    directory: () => new ev.DirectorySink({ root: out }),
+    'directory-nofsync': () => new ev.DirectorySink({ root: out, fsyncArtifacts: false }),
+    'directory-buffered': () => new ev.DirectorySink({ root: out, fsyncArtifacts: false, directIo: false }),
+    tar: () => new ev.TarSink({ root: out }),
+    'tar.gz': () => new ev.TarSink({ root: out, gzip: true, gzipLevel: 1 }),
+  };
+  const make = sinks[sinkName];
+  if (make === undefined) throw new Error(`unknown sink ${sinkName}`);
+  const sink = make();
   const t = performance.now();
   const cpu0 = process.cpuUsage();
   const w = await sink.open({ acquisitionId: 'bench' });
@@ -144,7 +159,7 @@ async function workerMain(sinkName: string, file: string, out: string): Promise<
   const cpu = process.cpuUsage(cpu0);
   if (rec.status !== 'complete') throw new Error(`artifact ${rec.status}: ${rec.reason}`);
   process.stdout.write(
-    `${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
+    `${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
   );
 }
 
@@ -157,7 +172,7 @@ export async function benchSinks(
   options: {
     bytes?: number;
     runs?: number;
-    /** Only these sinks (default all four). */
+    /** Only these sinks (default the four above; `directory-buffered` only when named). */
     sinks?: string[];
     log?: (line: string) => void;
   } = {},
@@ -173,10 +188,14 @@ export async function benchSinks(
     await generate(small, Math.floor(bytes / 4));
     await opensslOnce(data); // warm the page cache
     const all = ['directory-nofsync', 'directory', 'tar', 'tar.gz'];
-    const names = options.sinks ? all.filter((n) => options.sinks?.includes(n)) : all;
+    const names = options.sinks
+      ? [...all, 'directory-buffered'].filter((n) => options.sinks?.includes(n))
+      : all;
     const ssl: number[] = [];
     const sslCpu: number[] = [];
+    const sslSys: number[] = [];
     const cpus = new Map<string, number[]>(names.map((n) => [n, []]));
+    const syss = new Map<string, number[]>(names.map((n) => [n, []]));
     const times = new Map<string, number[]>(names.map((n) => [n, []]));
     const peaks = new Map<string, number>(names.map((n) => [n, 0]));
     let expected = '';
@@ -185,6 +204,7 @@ export async function benchSinks(
       const r = await opensslOnce(data);
       ssl.push(r.ms);
       sslCpu.push(r.cpuMs);
+      sslSys.push(r.sysMs);
       expected = r.sha256;
       for (const name of names) {
         const out = join(dir, `out-${name}-${i}`);
@@ -194,11 +214,14 @@ export async function benchSinks(
           throw new Error(`${name}: sha256 ${w.sha256} differs from openssl ${expected}`);
         times.get(name)?.push(w.ms);
         cpus.get(name)?.push(w.cpuMs);
+        syss.get(name)?.push(w.sysMs);
         peaks.set(name, Math.max(peaks.get(name) ?? 0, w.maxRssKiB / 1024));
       }
     }
     const opensslMedianMs = median(ssl);
-    log(`openssl dgst -sha256: ${(bytes / MiB / (opensslMedianMs / 1000)).toFixed(0)} MiB/s`);
+    log(
+      `openssl dgst -sha256: ${(bytes / MiB / (opensslMedianMs / 1000)).toFixed(0)} MiB/s (runs ${ssl.map(Math.round).join(', ')} ms, sys CPU ${Math.round(median(sslSys))} ms)`,
+    );
     const sinks: SinkFigure[] = names.map((name) => {
       const ts = times.get(name) ?? [];
       const medianMs = median(ts);
@@ -211,9 +234,10 @@ export async function benchSinks(
         peakRssMiB: Math.round(peaks.get(name) ?? 0),
         runsMs: ts.map(Math.round),
         cpuRatioToOpenssl: Number((median(sslCpu) / median(cpus.get(name) ?? [])).toFixed(3)),
+        medianSysCpuMs: Math.round(median(syss.get(name) ?? [])),
       };
       log(
-        `${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl} (CPU ratio ${fig.cpuRatioToOpenssl}), peak RSS ${fig.peakRssMiB} MiB`,
+        `${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl} (CPU ratio ${fig.cpuRatioToOpenssl}), sys CPU ${fig.medianSysCpuMs} ms, runs ${fig.runsMs.join(', ')} ms, peak RSS ${fig.peakRssMiB} MiB`,
       );
       return fig;
     });
@@ -234,11 +258,15 @@ export async function benchSinks(
     log(
       `memory: ${memory.smallPeakRssMiB} MiB at ${memory.smallBytes / MiB} MiB vs ${largePeak} MiB at ${bytes / MiB} MiB`,
     );
+    log(
+      'note: on VMs that hand free pages back to the host (virtio-balloon free page reporting, e.g. Firecracker), buffered writes fault page-cache memory in again and their system CPU varies from run to run; DirectorySink writes artifacts above 8 MiB with O_DIRECT (option directIo), which avoids it. Compare the runs and sys CPU, not a single figure.',
+    );
     return {
       bytes,
       runs,
       opensslMedianMs: Math.round(opensslMedianMs),
       opensslMedianCpuMs: Math.round(median(sslCpu)),
+      opensslMedianSysCpuMs: Math.round(median(sslSys)),
       opensslMiBPerSec: Math.round(bytes / MiB / (opensslMedianMs / 1000)),
       sinks,
       memory,
