@@ -52,7 +52,7 @@ const goal = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'met'
 
 async function execSection(): Promise<Pick<Section, 'markdown' | 'raw'>> {
   const { benchExec } = await import('./exec.js');
-  const r = await benchExec({ bytes: quick ? 256 * MiB : 1024 * MiB, runs: 3, log });
+  const r = await benchExec({ bytes: quick ? 256 * MiB : 1024 * MiB, runs: quick ? 3 : 5, log });
   const t = r.throughput;
   const cpuRatio = (x: typeof t.ours | undefined) =>
     x?.medianCpuSecs !== undefined && t.ours.medianCpuSecs
