@@ -86,6 +86,12 @@ export interface BundleBackend {
 }
 
 const MAX_LOG_LINE = 64 * 1024;
+/**
+ * Large chunks are stored and hashed in slices of this size: a sink that copies the bytes (the
+ * direct-I/O ring) leaves each slice in the CPU cache for the hash that follows, instead of the
+ * hash reading a megabyte back from memory (about 5% of the time of a 1 GiB artifact here).
+ */
+const STORE_SLICE = 64 * 1024;
 
 const toIso = (d: Date | string | undefined, fallback: Date): string => {
   if (d === undefined) return fallback.toISOString();
@@ -242,20 +248,23 @@ export class StreamingBundleWriter implements BundleWriter {
           if (chunk.length === 0) continue;
           // Start the write first, then hash while the backend's I/O runs on the same (read-only)
           // bytes: hashing and storing overlap instead of taking turns.
-          let pending: Promise<void> | undefined;
           let writeError: { error: unknown } | undefined;
-          try {
-            pending = store.write(chunk);
-          } catch (error) {
-            writeError = { error };
-          }
-          hash.update(chunk);
-          bytes += chunk.length;
-          if (writeError === undefined && pending) {
+          for (let off = 0; off < chunk.length && writeError === undefined; off += STORE_SLICE) {
+            const part = chunk.length <= STORE_SLICE ? chunk : chunk.subarray(off, off + STORE_SLICE);
+            let pending: Promise<void> | undefined;
             try {
-              await pending;
+              pending = store.write(part);
             } catch (error) {
               writeError = { error };
+            }
+            hash.update(part);
+            bytes += part.length;
+            if (writeError === undefined && pending) {
+              try {
+                await pending;
+              } catch (error) {
+                writeError = { error };
+              }
             }
           }
           if (writeError) {
