@@ -244,32 +244,47 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
     const timed = (cmd: string) => (hasTime ? `${timeBin} -f 'CPU %U %S' ${cmd}` : cmd);
     let clientNodeOk = true;
     for (let i = 0; i < runs; i++) {
-      const c = await timeShell(`head -c ${bytes} /dev/zero | openssl dgst -sha256 -r`);
-      if (!c.out.startsWith(expected)) throw new Error('ceiling digest mismatch');
-      t.ceiling.push(c.secs);
-      const o = await runChild({ ...base, mode: 'ours-hash' });
-      t.ours.push(check('ours', o));
-      if (o.cpuSecs !== undefined) cpu.ours.push(o.cpuSecs);
-      t.oursWorker.push(check('ours (worker hash)', await runChild({ ...base, mode: 'ours-hash-worker' })));
-      if (kubectl) {
-        const k = await timeShell(
-          `${timed(`'${kubectl}' --kubeconfig '${kubeconfig}' exec bench -c c -- head -c ${bytes} /dev/zero`)} | ${timed('openssl dgst -sha256 -r')}`,
-        );
-        if (!k.out.startsWith(expected)) throw new Error(`kubectl digest mismatch: ${k.out}`);
-        t.kubectl.push(k.secs);
-        const kc = cpuFromTime(k.err);
-        if (kc !== undefined) cpu.kubectl.push(kc);
-      }
-      if (clientNodeOk) {
-        try {
-          const c = await runChild({ ...base, mode: 'cn-hash' });
-          t.clientNode.push(check('client-node', c));
-          if (c.cpuSecs !== undefined) cpu.clientNode.push(c.cpuSecs);
-        } catch (err) {
-          clientNodeOk = false;
-          skipped.push(`client-node: ${String(err).slice(0, 300)}`);
-        }
-      }
+      // Each run measures every client once, in an order rotated by one per run, so that no client
+      // always follows the same one (what ran just before affects caches and free memory).
+      const steps: Array<() => Promise<void>> = [
+        async () => {
+          const c = await timeShell(`head -c ${bytes} /dev/zero | openssl dgst -sha256 -r`);
+          if (!c.out.startsWith(expected)) throw new Error('ceiling digest mismatch');
+          t.ceiling.push(c.secs);
+        },
+        async () => {
+          const o = await runChild({ ...base, mode: 'ours-hash' });
+          t.ours.push(check('ours', o));
+          if (o.cpuSecs !== undefined) cpu.ours.push(o.cpuSecs);
+        },
+        async () => {
+          t.oursWorker.push(
+            check('ours (worker hash)', await runChild({ ...base, mode: 'ours-hash-worker' })),
+          );
+        },
+        async () => {
+          if (!kubectl) return;
+          const k = await timeShell(
+            `${timed(`'${kubectl}' --kubeconfig '${kubeconfig}' exec bench -c c -- head -c ${bytes} /dev/zero`)} | ${timed('openssl dgst -sha256 -r')}`,
+          );
+          if (!k.out.startsWith(expected)) throw new Error(`kubectl digest mismatch: ${k.out}`);
+          t.kubectl.push(k.secs);
+          const kc = cpuFromTime(k.err);
+          if (kc !== undefined) cpu.kubectl.push(kc);
+        },
+        async () => {
+          if (!clientNodeOk) return;
+          try {
+            const c = await runChild({ ...base, mode: 'cn-hash' });
+            t.clientNode.push(check('client-node', c));
+            if (c.cpuSecs !== undefined) cpu.clientNode.push(c.cpuSecs);
+          } catch (err) {
+            clientNodeOk = false;
+            skipped.push(`client-node: ${String(err).slice(0, 300)}`);
+          }
+        },
+      ];
+      for (let k = 0; k < steps.length; k++) await (steps[(k + i) % steps.length] as () => Promise<void>)();
       log(
         `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, ours+worker hash ${t.oursWorker.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
       );
