@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { DEFAULT_CIPHERS } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { stringify as yamlStringify } from 'yaml';
 import { ConfigError } from '../../errors.js';
@@ -53,6 +54,14 @@ import type {
   FakeRequestRecord,
   KubeJsonObject,
 } from './types.js';
+
+/** TLS 1.3 suites in Go's server preference (AES hardware), then Node's TLS 1.2 list. */
+const GO_TLS13_ORDER = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  ...DEFAULT_CIPHERS.split(':').filter((c) => !c.startsWith('TLS_')),
+].join(':');
 
 const EXPIRED_MESSAGE =
   'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.';
@@ -336,7 +345,16 @@ export class FakeCluster implements FakeClusterApi {
     const clock = options.clock ?? Date.now;
     const auth = new Authenticator(options, clock);
     const pki = await generatePki(options.tlsServerName ? [options.tlsServerName] : []);
-    const httpServer = createServer({ cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert });
+    const httpServer = createServer({
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      ca: pki.caCert,
+      // Go's crypto/tls, as in kube-apiserver, picks the TLS 1.3 suite itself and prefers
+      // AES-128-GCM on CPUs with AES instructions, whatever the client lists first. OpenSSL would
+      // follow the client's order (Node clients list AES-256 first), so FakeCluster states Go's order.
+      ciphers: GO_TLS13_ORDER,
+      honorCipherOrder: true,
+    });
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
