@@ -86,7 +86,7 @@ async function execSection(): Promise<Pick<Section, 'markdown' | 'raw'>> {
 
 async function sinksSection(): Promise<Pick<Section, 'markdown' | 'raw'>> {
   const { benchSinks } = await import('./sinks.js');
-  const r = await benchSinks({ bytes: quick ? 256 * MiB : 1024 * MiB, runs: 3, log });
+  const r = await benchSinks({ bytes: quick ? 256 * MiB : 1024 * MiB, runs: quick ? 3 : 5, log });
   const lines = [
     `One ${r.bytes / MiB} MiB artifact into each sink, median of ${r.runs} runs, against \`openssl dgst -sha256\` on the same file (${f1(r.opensslMiBPerSec)} MiB/s).`,
     '',
