@@ -1,7 +1,8 @@
 /**
  * The exec session: a WebSocket (`ClientWebSocket`, ./websocket.ts) speaking `v5.channel.k8s.io` /
- * `v4.channel.k8s.io`, with stdout/stderr Readables that pause the socket when not read, a stdin Writable that waits on the
- * socket's buffer, a ping/pong watchdog, and a `result` promise that never rejects unobserved.
+ * `v4.channel.k8s.io`, with stdout/stderr Readables that pause the socket when not read, a stdin
+ * Writable that waits on the socket's buffer, a ping/pong watchdog, and a `result` promise that
+ * never rejects unobserved.
  */
 import { Readable, Writable } from 'node:stream';
 import {
