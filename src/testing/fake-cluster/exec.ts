@@ -242,12 +242,15 @@ export class ExecSession {
     this.rawBusy = true;
     this.rawQueued -= item.buf.length;
     socket.write(item.buf, (err) => {
-      item.done();
       if (err) {
+        // The socket is gone: drop the backlog, but let every frame's callback run (they recycle
+        // buffers and resume paused output, which must still drain to its end).
         this.closed = true;
-        this.rawQueue.length = 0;
+        const dropped = this.rawQueue.splice(0);
         this.rawQueued = 0;
-      }
+        item.done();
+        for (const d of dropped) d.done();
+      } else item.done();
       this.writeNextRaw(socket);
     });
   }
@@ -386,6 +389,8 @@ export class ExecSession {
   async run(proc: RuntimeExecProcess, command: readonly string[]): Promise<void> {
     this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(proc, data, isBinary));
     this.ws.on('close', () => {
+      // Output paused for backpressure must flow again (and be discarded) so the streams can end.
+      for (const stream of this.paused) stream.resume();
       this.paused.clear();
       proc.stdin?.destroy();
       proc.kill('SIGKILL');
