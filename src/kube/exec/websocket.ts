@@ -89,7 +89,7 @@ export class FrameParser {
         continue;
       }
       const n = Math.min(this.#left, end - off);
-      const part = chunk.subarray(off, off + n);
+      const part = off === 0 && n === end ? chunk : chunk.subarray(off, off + n);
       off += n;
       this.#left -= n;
       if (this.#opcode >= Op.Close) this.#control.push(part);
