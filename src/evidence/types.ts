@@ -12,7 +12,7 @@ import type { Logger } from '../util/index.js';
 /** Version of the manifest, custody, seal and journal formats written by this library. */
 export const EVIDENCE_SCHEMA_VERSION = 1;
 
-/** Name and version of this tool as recorded in manifests and custody records. */
+/** Name and version of this tool as recorded in manifests and custody records (kept equal to package.json by a test). */
 export const EVIDENCE_TOOL: Readonly<{
   /** Tool name. */
   name: string;
