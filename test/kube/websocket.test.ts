@@ -3,7 +3,7 @@
  * split, RFC 6455 violations a hostile server could send, and the handshake/close behaviour
  * against the `ws` server (a second, independent implementation).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -310,6 +310,49 @@ describe('ClientWebSocket against the ws server', () => {
       }
     } finally {
       rawUpgrade = undefined;
+    }
+  });
+
+  it('a server flooding pings without reading cannot grow the send buffer', async () => {
+    let serverSocket: Socket | undefined;
+    rawUpgrade = (socket, req) => {
+      serverSocket = socket;
+      const accept = createHash('sha1')
+        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+        .digest('base64');
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: p1\r\n\r\n`,
+      );
+      // Never read what the client sends back.
+      socket.pause();
+      const ping = serverFrame(9, Buffer.alloc(125, 1));
+      socket.write(Buffer.concat(Array.from({ length: 40_000 }, () => ping)));
+      socket.write(serverFrame(2, Buffer.from('done')));
+    };
+    try {
+      const ws = await open();
+      let peak = 0;
+      await new Promise<void>((resolve, reject) =>
+        ws.start(
+          {
+            messageStart: () => {},
+            messageData: () => {},
+            messageEnd: () => resolve(),
+            pong: () => {},
+            violation: reject,
+            error: reject,
+            closed: () => {},
+          },
+          1 << 20,
+        ),
+      );
+      peak = ws.bufferedAmount;
+      // 40,000 pongs of 131 bytes would be 5 MiB; what is unsent stays near the cap.
+      expect(peak).toBeLessThan(256 * 1024);
+      ws.terminate();
+    } finally {
+      rawUpgrade = undefined;
+      serverSocket?.destroy();
     }
   });
 

@@ -19,6 +19,8 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** Pongs are not queued behind more than this many unsent bytes. */
+const MAX_PONG_BACKLOG = 64 * 1024;
 
 /** WebSocket opcodes (RFC 6455 §5.2). */
 const Op = { Continuation: 0, Text: 1, Binary: 2, Close: 8, Ping: 9, Pong: 10 } as const;
@@ -404,7 +406,12 @@ export class ClientWebSocket {
         messageEnd: () => handler.messageEnd(),
         pong: () => handler.pong(),
         ping: (payload) => {
-          if (this.isOpen) socket.write(encodeClientFrame(Op.Pong, payload));
+          // A server that floods pings but does not read must not grow our send buffer: while
+          // pongs back up, later pings go unanswered (RFC 6455 §5.5.3 lets an endpoint answer
+          // only the most recent ping).
+          if (this.isOpen && socket.writableLength < MAX_PONG_BACKLOG) {
+            socket.write(encodeClientFrame(Op.Pong, payload));
+          }
         },
         close: (code, reason) => {
           this.#closeCode = code;
