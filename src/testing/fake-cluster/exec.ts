@@ -153,6 +153,14 @@ export class ExecSession {
     return this.ws.bufferedAmount + this.rawQueued;
   }
 
+  /** Resumes output paused for backpressure once the backlog is under LOW_WATER. */
+  private resumeIfDrained(): void {
+    if (this.paused.size > 0 && this.buffered < LOW_WATER) {
+      for (const s of this.paused) s.resume();
+      this.paused.clear();
+    }
+  }
+
   private send(channel: number, payload: Buffer, cb?: () => void): void {
     if (this.closed) return;
     if (this.rawBusy) {
@@ -160,10 +168,7 @@ export class ExecSession {
       return;
     }
     const done = (): void => {
-      if (this.paused.size > 0 && this.buffered < LOW_WATER) {
-        for (const s of this.paused) s.resume();
-        this.paused.clear();
-      }
+      this.resumeIfDrained();
       cb?.();
     };
     if (this.base64) {
@@ -197,10 +202,7 @@ export class ExecSession {
     if (this.closed) return;
     const done = (): void => {
       if (this.spare.length < SPARE_FRAMES) this.spare.push(frame);
-      if (this.paused.size > 0 && this.buffered < LOW_WATER) {
-        for (const s of this.paused) s.resume();
-        this.paused.clear();
-      }
+      this.resumeIfDrained();
     };
     if (this.base64) {
       this.ws.send(`${frame[HEAD]}${frame.toString('base64', HEAD + 1, end)}`, { binary: false }, done);
