@@ -331,7 +331,6 @@ describe('ClientWebSocket against the ws server', () => {
     };
     try {
       const ws = await open();
-      let peak = 0;
       await new Promise<void>((resolve, reject) =>
         ws.start(
           {
@@ -346,7 +345,7 @@ describe('ClientWebSocket against the ws server', () => {
           1 << 20,
         ),
       );
-      peak = ws.bufferedAmount;
+      const peak = ws.bufferedAmount;
       // 40,000 pongs of 131 bytes would be 5 MiB; what is unsent stays near the cap.
       expect(peak).toBeLessThan(256 * 1024);
       ws.terminate();

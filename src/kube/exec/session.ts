@@ -36,7 +36,6 @@ const OUTPUT_HIGH_WATER = 1024 * 1024;
 const STDIN_FRAME_BYTES = 256 * 1024;
 /** stdin writes complete immediately while the socket's send buffer is below this. */
 const STDIN_HIGH_WATER = 1024 * 1024;
-const CLOSE_GRACE_MS = 2000;
 const noop = (): void => {};
 
 function buildPath(o: ExecOptions): string {
@@ -453,7 +452,7 @@ class Session implements ExecSession {
     if (this.stdin && !this.stdin.destroyed && !ok) this.stdin.destroy();
     if (ok) {
       this.#resolve(outcome as ExecResult);
-      this.#ws.close(1000, CLOSE_GRACE_MS);
+      this.#ws.close(1000);
     } else {
       const err =
         outcome instanceof EksForensicsError

@@ -19,6 +19,8 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** How long a close handshake may take before the connection is dropped. */
+const CLOSE_GRACE_MS = 2000;
 /** Pongs are not queued behind more than this many unsent bytes. */
 const MAX_PONG_BACKLOG = 64 * 1024;
 
@@ -493,7 +495,7 @@ export class ClientWebSocket {
    * Starts the close handshake with `code`; the connection is dropped if the server has not
    * closed within `graceMs`.
    */
-  close(code = 1000, graceMs = 2000): void {
+  close(code = 1000, graceMs = CLOSE_GRACE_MS): void {
     if (this.#gone) return;
     if (!this.#closeSent) this.#sendClose(code);
     // Keep reading so the server's close frame (and TCP close) can arrive.
@@ -514,7 +516,7 @@ export class ClientWebSocket {
     this.#socket.write(encodeClientFrame(Op.Close, payload));
   }
 
-  #armGrace(ms = 2000): void {
+  #armGrace(ms = CLOSE_GRACE_MS): void {
     if (this.#graceTimer || this.#gone) return;
     this.#graceTimer = setTimeout(() => this.terminate(), ms);
     this.#graceTimer.unref();
