@@ -2,6 +2,7 @@
  * Exec client against a scripted `ws` server in the test: hostile and edge-case frames, v4
  * negotiation, pre-upgrade errors, watchdog, limits — things a well-behaved server never does.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -209,6 +210,22 @@ describe('exec protocol edge cases (scripted ws server)', () => {
     const r = await session.result;
     expect(r.stdoutBytes).toBe(160 * 32 * 1024);
     expect(await err).toBe('tail');
+  });
+
+  it('chunks a late consumer keeps stay intact while later reads arrive (plain TCP)', async () => {
+    const input = randomBytes(8 * 1024 * 1024);
+    s.script = (ws) => {
+      ws.send(frame(1));
+      for (let off = 0; off < input.length; off += 32 * 1024)
+        ws.send(frame(1, input.subarray(off, off + 32 * 1024)));
+      ws.send(frame(3, encodeStatusPayload(successStatus())), () => ws.close(1000));
+    };
+    const session = await kube().exec({ namespace: 'ns', pod: 'p', command: ['x'] });
+    await new Promise((r) => setTimeout(r, 300));
+    const kept: Buffer[] = [];
+    for await (const c of session.stdout) kept.push(c as Buffer);
+    expect((await session.result).stdoutBytes).toBe(input.length);
+    expect(Buffer.concat(kept).equals(input)).toBe(true);
   });
 
   it('text frames are a protocol error', async () => {

@@ -2,6 +2,7 @@
  * KubeClient ↔ FakeCluster over real sockets (HTTPS + WebSocket), on the scripted and host runtimes.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import * as https from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -237,6 +238,20 @@ describe('KubeClient against FakeCluster', () => {
       expect(hash.digest('hex')).toBe(createHash('sha256').update(input).digest('hex'));
     });
 
+    it('chunks a late consumer keeps stay intact while later reads arrive', async () => {
+      // Reads land in slabs that are never written twice: a reused read buffer would overwrite
+      // the chunks held here before they are compared.
+      const input = randomBytes(4 * 1024 * 1024 + 5);
+      const s = await kube.exec({ namespace: 'default', pod, container, command: ['cat'], stdin: true });
+      s.stdin?.end(input);
+      await new Promise((r) => setTimeout(r, 300));
+      const kept: Buffer[] = [];
+      for await (const c of s.stdout) kept.push(c as Buffer);
+      expect((await s.result).exitCode).toBe(0);
+      expect(kept.length).toBeGreaterThan(8);
+      expect(Buffer.concat(kept).equals(input)).toBe(true);
+    });
+
     it('AbortSignal closes the session and rejects result', async () => {
       const ac = new AbortController();
       const s = await kube.exec({
@@ -273,6 +288,36 @@ describe('KubeClient against FakeCluster', () => {
       expect(err).toBeInstanceOf(ExecFailedError);
       expect(err.status.reason).toBe('InternalError');
     });
+  });
+
+  it("exec goes through the caller's agent when one is given", async () => {
+    const agent = new https.Agent({ keepAlive: false });
+    let created = 0;
+    const orig = agent.createConnection.bind(agent);
+    agent.createConnection = ((...args: Parameters<typeof orig>) => {
+      created++;
+      return orig(...args);
+    }) as typeof agent.createConnection;
+    const viaAgent = new KubeClient({
+      server: cluster.server,
+      caData: cluster.caData,
+      token: cluster.adminToken,
+      agent,
+    });
+    const input = randomBytes(2 * 1024 * 1024);
+    const s = await viaAgent.exec({
+      namespace: 'default',
+      pod: 'host',
+      container: 'sh',
+      command: ['cat'],
+      stdin: true,
+    });
+    s.stdin?.end(input);
+    const kept: Buffer[] = [];
+    for await (const c of s.stdout) kept.push(c as Buffer);
+    expect((await s.result).exitCode).toBe(0);
+    expect(Buffer.concat(kept).equals(input)).toBe(true);
+    expect(created).toBe(1);
   });
 
   describe('errors before the upgrade', () => {

@@ -9,6 +9,11 @@
  * buffered beyond one frame header, so memory is bounded by the socket's read size, however large
  * a message claims to be.
  *
+ * When the connection is ours (no caller agent), it is opened with Node's `onread` option: TLS
+ * decrypts each record straight into the free end of a 256 KiB slab and the parser runs on that
+ * view, so a read costs neither its own buffer allocation nor a stream event. A slab is never
+ * written twice: every view handed out stays valid for as long as it is referenced.
+ *
  * Client-to-server frames are masked with fresh random keys as the RFC requires. Pings are
  * answered, and the close handshake is done from both sides. No extensions are offered, so any
  * reserved bit set by the server is a protocol violation.
@@ -17,6 +22,8 @@ import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** How long a close handshake may take before the connection is dropped. */
@@ -292,9 +299,12 @@ export function openWebSocket(o: WebSocketOpenOptions): UpgradeAttempt {
       'sec-websocket-key': key,
       'sec-websocket-protocol': o.protocols.join(','),
     },
-    agent: o.agent ?? false,
     ...(secure ? o.tls : {}),
   };
+  // Without a caller agent the connection is ours, so its reads can land in our slabs.
+  const reads = o.agent ? undefined : new ReadRouter();
+  if (reads) options.createConnection = (opts) => reads.connect(opts, secure);
+  else options.agent = o.agent;
   const req = secure ? https.request(options) : http.request(options);
   let cancelled = false;
   const done = new Promise<{ socket: ClientWebSocket } | { failure: UpgradeFailure }>((resolve) => {
@@ -331,7 +341,7 @@ export function openWebSocket(o: WebSocketOpenOptions): UpgradeAttempt {
         return;
       }
       const protocol = String(res.headers['sec-websocket-protocol'] ?? '');
-      settle({ socket: new ClientWebSocket(socket, head, protocol) });
+      settle({ socket: new ClientWebSocket(socket, head, protocol, reads) });
     });
     req.end();
   });
@@ -342,6 +352,61 @@ export function openWebSocket(o: WebSocketOpenOptions): UpgradeAttempt {
       req.destroy();
     },
   };
+}
+
+/** Reads land in slabs of this size. */
+const SLAB_BYTES = 256 * 1024;
+/** A slab with less room than one TLS record's plaintext is retired. */
+const MIN_READ_ROOM = 16 * 1024;
+
+/**
+ * Owns the `onread` callback of a connection we open. Reads are placed one after another in a
+ * slab, and a new slab is taken when the room left is under one TLS record; so each read is a
+ * view nobody else will write to. Until the upgrade, reads are emitted as `'data'` so that Node's
+ * HTTP client parses the response; after it they go to the {@link ClientWebSocket}.
+ */
+class ReadRouter {
+  /** Takes one read; returning false stops the socket reading. */
+  target: (view: Buffer) => boolean = (view) => {
+    this.socket?.emit('data', view);
+    return true;
+  };
+  socket: Socket | undefined;
+  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #fill = 0;
+
+  /** Where the next read goes: the free end of the slab (asked for after every read). */
+  readonly #room = (): Buffer => {
+    if (SLAB_BYTES - this.#fill < MIN_READ_ROOM) {
+      this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.#fill = 0;
+    }
+    return this.#slab.subarray(this.#fill);
+  };
+
+  readonly #onRead = (n: number, buf: Uint8Array): boolean => {
+    if (buf.buffer === this.#slab.buffer) this.#fill = buf.byteOffset + n;
+    return this.target(Buffer.from(buf.buffer, buf.byteOffset, n));
+  };
+
+  connect(opts: https.RequestOptions, secure: boolean): Socket {
+    const onread = { buffer: this.#room, callback: this.#onRead };
+    // http.request has resolved host and port; only these and our TLS options are passed on.
+    const host = opts.host ?? 'localhost';
+    const base = { host, port: Number(opts.port), onread };
+    if (secure) {
+      // As https.Agent does: SNI carries the host name, never an IP address.
+      const servername = opts.servername ?? (net.isIP(host) ? undefined : host);
+      const t: tls.ConnectionOptions = { ...base, rejectUnauthorized: opts.rejectUnauthorized !== false };
+      if (opts.ca !== undefined) t.ca = opts.ca;
+      if (servername) t.servername = servername;
+      if (opts.checkServerIdentity) t.checkServerIdentity = opts.checkServerIdentity;
+      this.socket = tls.connect(t);
+    } else {
+      this.socket = net.connect(base);
+    }
+    return this.socket;
+  }
 }
 
 /** Receives the events of a {@link ClientWebSocket}. */
@@ -370,14 +435,33 @@ export class ClientWebSocket {
   #gone = false;
   #paused = false;
   #graceTimer: NodeJS.Timeout | undefined;
+  /** Set on connections opened with `onread`: reads arrive through it, not as `'data'` events. */
+  readonly #reads: ReadRouter | undefined;
+  /** Reads kept aside while not started or paused (`onread` connections only). */
+  readonly #held: Buffer[] = [];
+  #feed: ((chunk: Buffer) => void) | undefined;
 
-  constructor(socket: Socket, head: Buffer, protocol: string) {
+  constructor(socket: Socket, head: Buffer, protocol: string, reads?: ReadRouter) {
     this.#socket = socket;
     this.#head = head;
     this.protocol = protocol;
+    this.#reads = reads;
+    if (reads) reads.target = (view) => this.#hold(view);
     socket.setNoDelay(true);
     socket.setTimeout(0);
     socket.on('error', () => {});
+  }
+
+  /** Keeps a read nobody takes yet and stops the socket reading. */
+  #hold(view: Buffer): boolean {
+    if (!this.#gone) this.#held.push(view);
+    return false;
+  }
+
+  /** Parses held reads until none is left or the handler pauses again. */
+  #drainHeld(): void {
+    const feed = this.#feed;
+    while (feed && !this.#paused && this.#held.length > 0) feed(this.#held.shift() as Buffer);
   }
 
   /** True while reading is paused. */
@@ -456,13 +540,27 @@ export class ClientWebSocket {
     const head = this.#head;
     this.#head = undefined;
     if (head && head.length > 0) feed(head);
+    this.#feed = feed;
+    const reads = this.#reads;
+    if (reads) {
+      this.#drainHeld();
+      reads.target = (view) => {
+        if (this.#paused) return this.#hold(view);
+        feed(view);
+        return !this.#paused;
+      };
+    }
     if (socket.destroyed) {
       // Gone before anyone listened ('close' may already have been emitted): report it once.
       queueMicrotask(gone);
       return;
     }
-    socket.on('data', feed);
-    if (this.#paused) socket.pause();
+    if (reads) {
+      if (!this.#paused) socket.resume();
+    } else {
+      socket.on('data', feed);
+      if (this.#paused) socket.pause();
+    }
   }
 
   /** Sends one binary message. `cb` runs once the socket has taken the bytes (or failed). */
@@ -488,7 +586,9 @@ export class ClientWebSocket {
   /** Resumes reading. */
   resume(): void {
     this.#paused = false;
-    if (this.#parser) this.#socket.resume();
+    if (!this.#parser) return;
+    this.#drainHeld();
+    if (!this.#paused) this.#socket.resume();
   }
 
   /**
