@@ -10,7 +10,7 @@
  * a message claims to be.
  *
  * When the connection is ours (no caller agent), it is opened with Node's `onread` option: TLS
- * decrypts each record straight into the free end of a 256 KiB slab and the parser runs on that
+ * decrypts each record straight into the free end of a slab (up to 256 KiB) and the parser runs on that
  * view, so a read costs neither its own buffer allocation nor a stream event. A slab is never
  * written twice: every view handed out stays valid for as long as it is referenced.
  *
@@ -354,8 +354,9 @@ export function openWebSocket(o: WebSocketOpenOptions): UpgradeAttempt {
   };
 }
 
-/** Reads land in slabs of this size. */
-const SLAB_BYTES = 256 * 1024;
+/** Reads land in slabs: the first is small (most execs print little), each next one twice the size, up to the last. */
+const FIRST_SLAB_BYTES = 32 * 1024;
+const MAX_SLAB_BYTES = 256 * 1024;
 /** A slab with less room than one TLS record's plaintext is retired. */
 const MIN_READ_ROOM = 16 * 1024;
 
@@ -372,13 +373,13 @@ class ReadRouter {
     return true;
   };
   socket: Socket | undefined;
-  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #slab = Buffer.allocUnsafeSlow(FIRST_SLAB_BYTES);
   #fill = 0;
 
   /** Where the next read goes: the free end of the slab (asked for after every read). */
   readonly #room = (): Buffer => {
-    if (SLAB_BYTES - this.#fill < MIN_READ_ROOM) {
-      this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    if (this.#slab.length - this.#fill < MIN_READ_ROOM) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.min(MAX_SLAB_BYTES, this.#slab.length * 2));
       this.#fill = 0;
     }
     return this.#slab.subarray(this.#fill);
