@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   AbortedError,
+  ApiUnavailableError,
   BadRequestError,
   ExecFailedError,
   ExecIncompleteError,
@@ -318,6 +319,35 @@ describe('KubeClient against FakeCluster', () => {
     expect((await s.result).exitCode).toBe(0);
     expect(Buffer.concat(kept).equals(input)).toBe(true);
     expect(created).toBe(1);
+  });
+
+  describe('exec verifies the server like REST does', () => {
+    const execWith = (o: Partial<ConstructorParameters<typeof KubeClient>[0]>) =>
+      new KubeClient({
+        server: cluster.server,
+        token: cluster.adminToken,
+        retry: { attempts: 1 },
+        ...o,
+      }).exec({
+        namespace: 'default',
+        pod: 'scripted',
+        container: 'app',
+        command: ['both'],
+      });
+
+    it('refuses a server certificate that does not chain to the given CA', async () => {
+      const err = await execWith({}).catch((e) => e);
+      expect(err).toBeInstanceOf(ApiUnavailableError);
+      expect(String(err.message)).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|unable to verify|self[- ]signed/i);
+    });
+
+    it('checks the certificate against tlsServerName (wrong name refused, right name accepted)', async () => {
+      const err = await execWith({ caData: cluster.caData, tlsServerName: 'wrong.example' }).catch((e) => e);
+      expect(err).toBeInstanceOf(ApiUnavailableError);
+      expect(String(err.cause?.message ?? err.cause)).toMatch(/wrong\.example/);
+      const s = await execWith({ caData: cluster.caData, tlsServerName: 'localhost' });
+      expect((await collect(s)).exitCode).toBe(0);
+    });
   });
 
   describe('errors before the upgrade', () => {

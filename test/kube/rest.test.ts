@@ -608,6 +608,33 @@ describe('KubeClient REST over https', () => {
     expect(String(err.cause?.message ?? err.cause)).toMatch(/wrong\.example/);
   });
 
+  it('exec sends tlsServerName as SNI on its own connection, and no SNI to an IP address', async () => {
+    const prev = s.handler;
+    s.handler = (_q, res) => json(res, 403, status(403, 'Forbidden', 'pods "p" is forbidden'));
+    try {
+      s.seen = [];
+      const named = new KubeClient({
+        server: s.url,
+        caData: caPem,
+        token: 't',
+        tlsServerName: 'kube.tunnel.internal',
+      });
+      const err = await named.exec({ namespace: 'ns', pod: 'p', command: ['x'] }).catch((e) => e);
+      expect(err).toBeInstanceOf(ForbiddenError);
+      expect(s.seen[0]?.url).toMatch(/\/pods\/p\/exec\?/);
+      expect(s.seen[0]?.servername).toBe('kube.tunnel.internal');
+      s.seen = [];
+      // 127.0.0.1 is in the certificate: no SNI is sent to an IP address (RFC 6066 §3).
+      const byIp = new KubeClient({ server: s.url, caData: caPem, token: 't' });
+      await expect(byIp.exec({ namespace: 'ns', pod: 'p', command: ['x'] })).rejects.toBeInstanceOf(
+        ForbiddenError,
+      );
+      expect(s.seen[0]?.servername).toBeFalsy();
+    } finally {
+      s.handler = prev;
+    }
+  });
+
   it('uses a custom agent', async () => {
     const agent = new https.Agent({ keepAlive: false });
     let created = 0;
