@@ -2,7 +2,6 @@
  * KubeClient ↔ FakeCluster over real sockets (HTTPS + WebSocket), on the scripted and host runtimes.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import * as https from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +18,7 @@ import {
 } from '../../src/errors.js';
 import { type ExecSession, KubeClient } from '../../src/kube/index.js';
 import { FakeCluster } from '../../src/testing/index.js';
+import { countingAgent } from '../support/agents.js';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (e: unknown) => unhandled.push(e);
@@ -292,13 +292,7 @@ describe('KubeClient against FakeCluster', () => {
   });
 
   it("exec goes through the caller's agent when one is given", async () => {
-    const agent = new https.Agent({ keepAlive: false });
-    let created = 0;
-    const orig = agent.createConnection.bind(agent);
-    agent.createConnection = ((...args: Parameters<typeof orig>) => {
-      created++;
-      return orig(...args);
-    }) as typeof agent.createConnection;
+    const { agent, created } = countingAgent();
     const viaAgent = new KubeClient({
       server: cluster.server,
       caData: cluster.caData,
@@ -318,7 +312,7 @@ describe('KubeClient against FakeCluster', () => {
     for await (const c of s.stdout) kept.push(c as Buffer);
     expect((await s.result).exitCode).toBe(0);
     expect(Buffer.concat(kept).equals(input)).toBe(true);
-    expect(created).toBe(1);
+    expect(created()).toBe(1);
   });
 
   describe('exec verifies the server like REST does', () => {

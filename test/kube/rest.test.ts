@@ -21,6 +21,7 @@ import {
 } from '../../src/errors.js';
 import { KubeClient, parseForbidden } from '../../src/kube/index.js';
 import { generatePki } from '../../src/testing/fake-cluster/pki.js';
+import { countingAgent } from '../support/agents.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
 interface Seen {
@@ -636,15 +637,9 @@ describe('KubeClient REST over https', () => {
   });
 
   it('uses a custom agent', async () => {
-    const agent = new https.Agent({ keepAlive: false });
-    let created = 0;
-    const orig = agent.createConnection.bind(agent);
-    agent.createConnection = ((...args: Parameters<typeof orig>) => {
-      created++;
-      return orig(...args);
-    }) as typeof agent.createConnection;
+    const { agent, created } = countingAgent();
     const kube = new KubeClient({ server: s.url, caData: caPem, token: 't', agent });
     expect((await kube.getNode('n1')).metadata.name).toBe('n1');
-    expect(created).toBe(1);
+    expect(created()).toBe(1);
   });
 });
