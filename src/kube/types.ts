@@ -198,7 +198,11 @@ export interface ExecResult {
  * that stream (its bytes are still counted) and the session goes on to its status.
  */
 export interface ExecSession {
-  /** Standard output (empty and ended when not requested). */
+  /**
+   * Standard output (empty and ended when not requested). Chunks are yours and never rewritten,
+   * but each is a view of a read slab of up to 256 KiB that it keeps alive: copy small pieces
+   * you hold for long (`Buffer.from(piece)`).
+   */
   readonly stdout: Readable;
   /** Standard error (empty and ended when not requested or with tty). */
   readonly stderr: Readable;
