@@ -302,6 +302,32 @@ export class AwsRequestError extends EksForensicsError {
   }
 }
 
+/** Why TLS verification of the API server failed (see {@link TlsTrustError}). */
+export type TlsTrustProblem = 'untrusted-ca' | 'hostname' | 'expired' | 'not-yet-valid';
+
+/**
+ * The API server's TLS certificate was not accepted: not signed by the CA given as `caData` (or
+ * none was given), not valid for the host name, or outside its validity period. Not retried: the
+ * message says what to pass (usually the cluster CA as `caData`, from
+ * `ClusterInfo.certificateAuthority`).
+ */
+export class TlsTrustError extends EksForensicsError {
+  static override readonly kind: string = 'TlsTrustError';
+  override readonly code: string = 'EKSF_TLS_UNTRUSTED';
+  /** What was wrong with the certificate. */
+  readonly problem: TlsTrustProblem;
+  /** Node's / OpenSSL's code, e.g. `SELF_SIGNED_CERT_IN_CHAIN`. */
+  readonly tlsCode: string | undefined;
+  constructor(
+    message: string,
+    options: EksForensicsErrorOptions & { problem?: TlsTrustProblem; tlsCode?: string | undefined } = {},
+  ) {
+    super(message, options);
+    this.problem = options.problem ?? 'untrusted-ca';
+    this.tlsCode = options.tlsCode;
+  }
+}
+
 /**
  * The cluster's API endpoint cannot be reached from here, e.g. a private-only EKS endpoint
  * without an `endpoint` override. The message names the ways in.
@@ -400,6 +426,7 @@ export const ERROR_CLASSES = [
   TokenTooLargeError,
   AwsRequestError,
   ClusterUnreachableError,
+  TlsTrustError,
   NotMappedError,
   EvidenceError,
   EphemeralContainerError,

@@ -33,6 +33,8 @@ export {
   NotMappedError,
   SandboxUnavailableError,
   TimeoutError,
+  TlsTrustError,
+  type TlsTrustProblem,
   TokenTooLargeError,
   UnauthorizedError,
   ValidationError,

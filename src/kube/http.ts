@@ -22,6 +22,8 @@ import {
   type KubeStatus,
   LimitExceededError,
   NotFoundError,
+  TlsTrustError,
+  type TlsTrustProblem,
   UnauthorizedError,
   ValidationError,
 } from '../errors.js';
@@ -135,6 +137,85 @@ export function httpError(
       }
       return new EksForensicsError(`${what}: unexpected HTTP ${httpStatus}${detail}`, opts);
   }
+}
+
+const TLS_PROBLEMS: Readonly<Record<string, TlsTrustProblem>> = {
+  SELF_SIGNED_CERT_IN_CHAIN: 'untrusted-ca',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'untrusted-ca',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'untrusted-ca',
+  UNABLE_TO_GET_ISSUER_CERT: 'untrusted-ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'untrusted-ca',
+  UNABLE_TO_DECRYPT_CERT_SIGNATURE: 'untrusted-ca',
+  UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: 'untrusted-ca',
+  CERT_SIGNATURE_FAILURE: 'untrusted-ca',
+  CERT_UNTRUSTED: 'untrusted-ca',
+  CERT_REJECTED: 'untrusted-ca',
+  INVALID_CA: 'untrusted-ca',
+  CERT_CHAIN_TOO_LONG: 'untrusted-ca',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'hostname',
+  CERT_HAS_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not-yet-valid',
+};
+
+/** What the connection attempt knew about TLS, to say what to change. */
+export interface ConnectTarget {
+  url: URL;
+  tls: Pick<TlsOptions, 'ca' | 'servername'>;
+}
+
+/**
+ * Maps a connection error (REST or exec upgrade) to a typed error whose message says what to do:
+ * {@link TlsTrustError} for certificate problems, else {@link ApiUnavailableError}. `doing` reads
+ * like "cannot reach the API server at".
+ */
+export function connectionError(
+  err: Error & { code?: string | undefined },
+  what: string,
+  target: ConnectTarget,
+  doing: string,
+  attempts = 1,
+): TlsTrustError | ApiUnavailableError {
+  const host = target.url.host;
+  const code = err.code;
+  const problem = code === undefined ? undefined : TLS_PROBLEMS[code];
+  if (problem !== undefined) {
+    const opts = { cause: err, problem, tlsCode: code };
+    const caSource =
+      "ClusterInfo.certificateAuthority from ClusterCatalog, the kubeconfig's certificate-authority-data, or `aws eks describe-cluster --name <cluster> --query cluster.certificateAuthority.data`";
+    switch (problem) {
+      case 'untrusted-ca':
+        return new TlsTrustError(
+          target.tls.ca === undefined
+            ? `${what}: the API server at ${host} presented a certificate this client does not trust (${code}): no cluster CA was given. Pass the cluster CA as caData (${caSource}); ClusterCatalog.connect does this for you.`
+            : `${what}: the API server at ${host} presented a certificate not signed by the caData given (${code}). caData is another cluster's CA, or something on the path intercepts TLS. Pass this cluster's CA as caData (${caSource}).`,
+          opts,
+        );
+      case 'hostname':
+        return new TlsTrustError(
+          `${what}: the API server's certificate is not valid for ${target.tls.servername ?? target.url.hostname} (${code}). When you reach the cluster through another address (a tunnel, proxy or IP), pass tlsServerName: the hostname of the cluster endpoint.`,
+          opts,
+        );
+      case 'expired':
+      case 'not-yet-valid':
+        return new TlsTrustError(
+          `${what}: the API server's certificate at ${host} is ${problem === 'expired' ? 'expired' : 'not valid yet'} (${code}). Check this host's clock; if it is right, the endpoint is not the cluster you meant.`,
+          opts,
+        );
+    }
+  }
+  let hint = '';
+  if (
+    code === 'EPROTO' ||
+    /wrong version number|packet length too long|unknown protocol/i.test(err.message)
+  ) {
+    hint = `. The server at ${host} does not speak TLS there: check the server URL's scheme and port (EKS endpoints are https on 443)`;
+  } else if (target.url.protocol === 'http:' && (code === 'ECONNRESET' || err.message === 'socket hang up')) {
+    hint = '. The server URL is http://: EKS API servers (and FakeCluster) speak https://';
+  }
+  return new ApiUnavailableError(`${what}: ${doing} ${host} (${code ?? err.message})${hint}`, {
+    cause: err,
+    attempts,
+  });
 }
 
 /** Reads at most `max` bytes of a stream; returns what was read and whether more was left. */
@@ -415,11 +496,10 @@ export class KubeTransport {
       timeoutSignal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (settled) return;
-        const e = new ApiUnavailableError(
-          `${spec.what}: cannot reach the API server at ${this.url.host} (${err.code ?? err.message})`,
-          { cause: err, attempts: attempt },
-        );
-        if (err.code !== undefined && RETRYABLE_CODES.has(err.code)) fail(new RetryableError(e, undefined));
+        const e = connectionError(err, spec.what, this, 'cannot reach the API server at', attempt);
+        if (e instanceof TlsTrustError) fail(e);
+        else if (err.code !== undefined && RETRYABLE_CODES.has(err.code))
+          fail(new RetryableError(e, undefined));
         else if (err.message === 'socket hang up') fail(new RetryableError(e, undefined));
         else fail(e);
       });

@@ -16,6 +16,7 @@ import {
   LimitExceededError,
   NotFoundError,
   TimeoutError,
+  TlsTrustError,
   UnauthorizedError,
   ValidationError,
 } from '../../src/errors.js';
@@ -584,7 +585,8 @@ describe('KubeClient REST over https', () => {
     const other = await generatePki();
     const kube = new KubeClient({ server: s.url, caData: other.caCert, token: 't', retry: { attempts: 1 } });
     const err = await kube.getNode('n1').catch((e) => e);
-    expect(err).toBeInstanceOf(ApiUnavailableError);
+    expect(err).toBeInstanceOf(TlsTrustError);
+    expect(err.problem).toBe('untrusted-ca');
   });
 
   it('sends tlsServerName as SNI and checks the certificate against it', async () => {
@@ -605,7 +607,8 @@ describe('KubeClient REST over https', () => {
       retry: { attempts: 1 },
     });
     const err = await wrong.getNode('n1').catch((e) => e);
-    expect(err).toBeInstanceOf(ApiUnavailableError);
+    expect(err).toBeInstanceOf(TlsTrustError);
+    expect(err.message).toMatch(/tlsServerName/);
     expect(String(err.cause?.message ?? err.cause)).toMatch(/wrong\.example/);
   });
 

@@ -7,7 +7,6 @@
 import { Readable, Writable } from 'node:stream';
 import {
   AbortedError,
-  ApiUnavailableError,
   ConfigError,
   EksForensicsError,
   ExecIncompleteError,
@@ -16,7 +15,13 @@ import {
   UnauthorizedError,
 } from '../../errors.js';
 import { abortError, withTimeout } from '../../util/index.js';
-import { httpError, type KubeTransport, MAX_ERROR_BODY_BYTES, readBounded } from '../http.js';
+import {
+  connectionError,
+  httpError,
+  type KubeTransport,
+  MAX_ERROR_BODY_BYTES,
+  readBounded,
+} from '../http.js';
 import type { ExecOptions, ExecResult, ExecSession } from '../types.js';
 import {
   Channel,
@@ -121,12 +126,7 @@ function connect(
           new ExecProtocolError(`${what}: WebSocket upgrade failed (${f.error.message})`, { cause: f.error }),
         );
       } else {
-        done(
-          new ApiUnavailableError(
-            `${what}: cannot open the exec WebSocket to ${t.url.host} (${f.error.code ?? f.error.message})`,
-            { cause: f.error },
-          ),
-        );
+        done(connectionError(f.error, what, t, 'cannot open the exec WebSocket to'));
       }
     });
   });
