@@ -15,7 +15,7 @@ import {
   type StoredInfo,
   StreamingBundleWriter,
 } from './bundle.js';
-import { type AuxDigest, AuxFiles, FileAppender, syncPath } from './fsutil.js';
+import { type AuxDigest, AuxFiles, FileAppender, sinkRootError, syncPath, uidText } from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link DirectorySink}. */
@@ -201,15 +201,24 @@ export class DirectorySink implements EvidenceSink {
     const dir = join(this.root, name);
     try {
       await mkdir(this.root, { recursive: true });
+    } catch (cause) {
+      throw sinkRootError(this.root, cause);
+    }
+    try {
       await mkdir(dir);
     } catch (cause) {
-      const exists = (cause as NodeJS.ErrnoException).code === 'EEXIST';
-      throw new EvidenceError(
-        exists
-          ? `bundle folder ${dir} already exists; use a new acquisitionId`
-          : `cannot create bundle folder ${dir}: ${(cause as Error).message}`,
-        { cause },
-      );
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        throw new EvidenceError(`bundle folder ${dir} already exists; use a new acquisitionId`, { cause });
+      }
+      if (code === 'ENOTDIR') throw sinkRootError(this.root, cause);
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+        throw new EvidenceError(
+          `the sink root ${this.root} is not writable here (${code}${uidText()}); pass a root folder this process can write, or fix its permissions`,
+          { cause },
+        );
+      }
+      throw new EvidenceError(`cannot create bundle folder ${dir}: ${(cause as Error).message}`, { cause });
     }
     const aux = await AuxFiles.create(dir, BUNDLE_FILES.journal, BUNDLE_FILES.log);
     const backend = new DirectoryBackend(this.root, name, aux, {

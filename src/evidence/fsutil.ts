@@ -17,6 +17,30 @@ import {
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { EvidenceError } from '../errors.js';
+
+/** `, uid N` where the platform has uids (for permission messages). */
+export function uidText(): string {
+  return typeof process.getuid === 'function' ? `, uid ${process.getuid()}` : '';
+}
+
+/** The error for a sink root that cannot be used as a folder. */
+export function sinkRootError(root: string, cause: unknown): EvidenceError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || code === 'ENOTDIR') {
+    return new EvidenceError(
+      `the sink root ${root} is not a folder (a file is in the way at it or at one of its parents); pass a folder as root`,
+      { cause },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new EvidenceError(
+      `cannot create the sink root ${root} (${code}${uidText()}); pass a root folder this process can write`,
+      { cause },
+    );
+  }
+  return new EvidenceError(`cannot create the sink root ${root}: ${(cause as Error).message}`, { cause });
+}
 
 /** Opens `path` for writing with exclusive create (`wx`); resolves once the file exists. */
 export function createExclusive(path: string, highWaterMark = 1 << 20): Promise<WriteStream> {
@@ -94,8 +118,13 @@ export class AuxFiles {
   static async create(dir: string, journalName: string, logName: string): Promise<AuxFiles> {
     const journal = await open(join(dir, journalName), 'wx');
     const logPath = join(dir, logName);
-    const log = await createExclusive(logPath, 64 * 1024);
-    return new AuxFiles(journal, log, logPath);
+    try {
+      const log = await createExclusive(logPath, 64 * 1024);
+      return new AuxFiles(journal, log, logPath);
+    } catch (err) {
+      await journal.close().catch(() => {});
+      throw err;
+    }
   }
 
   /** True once `close()` or `closeQuietly()` has run. */
@@ -124,9 +153,16 @@ export class AuxFiles {
   /** Closes both files after fsyncing them; returns their digests. */
   async close(): Promise<{ journal: AuxDigest; log: AuxDigest }> {
     this.#closed = true;
-    await closeStream(this.#log);
-    await syncPath(this.#logPath);
-    await this.#journal.sync();
+    try {
+      await closeStream(this.#log);
+      await syncPath(this.#logPath);
+      await this.#journal.sync();
+    } catch (err) {
+      // Whatever failed, no descriptor may outlive the bundle (a responder host runs for long).
+      this.#log.destroy();
+      await this.#journal.close().catch(() => {});
+      throw err;
+    }
     await this.#journal.close();
     return {
       journal: { sha256: this.#journalHash.digest('hex'), bytes: this.#journalBytes },

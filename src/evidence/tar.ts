@@ -13,7 +13,15 @@ import { constants, createGzip, type Gzip } from 'node:zlib';
 import { type Pack, pack as tarPack } from 'tar-stream';
 import { EvidenceError } from '../errors.js';
 import { type ArtifactStore, type BundleBackend, type FailedStore, StreamingBundleWriter } from './bundle.js';
-import { type AuxDigest, AuxFiles, closeStream, createExclusive, syncPath, writeTo } from './fsutil.js';
+import {
+  type AuxDigest,
+  AuxFiles,
+  closeStream,
+  createExclusive,
+  sinkRootError,
+  syncPath,
+  writeTo,
+} from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link TarSink}. */
@@ -317,12 +325,17 @@ export class TarSink implements EvidenceSink {
   async open(init: BundleInit = {}): Promise<BundleWriter> {
     const { acquisitionId, name } = StreamingBundleWriter.prepare(init);
     const file = join(this.root, `${name}.tar${this.#gzip ? '.gz' : ''}`);
-    let ws: WriteStream;
+    let ws: WriteStream | undefined;
     try {
       await mkdir(this.root, { recursive: true });
+    } catch (cause) {
+      throw sinkRootError(this.root, cause);
+    }
+    try {
       ws = await createExclusive(file, 1 << 20);
       await mkdir(`${file}.partial`);
     } catch (cause) {
+      ws?.destroy();
       const exists = (cause as NodeJS.ErrnoException).code === 'EEXIST';
       throw new EvidenceError(
         exists
@@ -331,7 +344,12 @@ export class TarSink implements EvidenceSink {
         { cause },
       );
     }
-    const aux = await AuxFiles.create(`${file}.partial`, BUNDLE_FILES.journal, BUNDLE_FILES.log);
+    const aux = await AuxFiles.create(`${file}.partial`, BUNDLE_FILES.journal, BUNDLE_FILES.log).catch(
+      (err: unknown) => {
+        ws?.destroy();
+        throw err;
+      },
+    );
     const backend = new TarBackend(file, name, ws, aux, {
       gzip: this.#gzip,
       level: this.#level,

@@ -270,6 +270,8 @@ for (const kind of kinds) {
         expect(r2.status).toBe('invalid');
         expect(r2.missing).toEqual(['two.txt']);
       }
+      // The "dead" writer still holds its journal in this live process: release it.
+      await w.abort('test cleanup');
     });
 
     it('records a failing source as failed with the bytes received, and the bundle stays valid', async () => {

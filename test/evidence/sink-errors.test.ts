@@ -1,0 +1,100 @@
+/**
+ * What a newcomer meets when a sink's root is wrong, and that no file descriptor outlives a
+ * bundle whose open or finalize failed (a responder host runs for a long time).
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EvidenceError } from '../../src/errors.js';
+import { AuxFiles } from '../../src/evidence/fsutil.js';
+import { DirectorySink, TarSink } from '../../src/evidence/index.js';
+
+let base = '';
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'eksf-sink-errors-'));
+});
+afterAll(() => rm(base, { recursive: true, force: true }));
+
+/** Paths under `dir` this process holds open (Linux /proc). */
+function openUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+const sinks = [
+  { name: 'DirectorySink', make: (root: string) => new DirectorySink({ root }) },
+  { name: 'TarSink', make: (root: string) => new TarSink({ root }) },
+] as const;
+
+describe.each(sinks)('$name root errors', ({ make }) => {
+  it('a root that is a file says so, not "already exists"', async () => {
+    const file = join(base, `${Math.random()}.txt`);
+    await writeFile(file, 'not a folder');
+    const err = await make(file)
+      .open({})
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EvidenceError);
+    expect((err as Error).message).toMatch(/sink root .* is not a folder/);
+    expect((err as Error).message).not.toMatch(/already exists/);
+  });
+
+  it('a root below a file says so', async () => {
+    const file = join(base, `${Math.random()}.txt`);
+    await writeFile(file, 'x');
+    const err = await make(join(file, 'evidence'))
+      .open({})
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/sink root .* is not a folder/);
+  });
+
+  it('an existing bundle still says "already exists"', async () => {
+    const root = join(base, `exists-${Math.random()}`);
+    const first = await make(root).open({ acquisitionId: 'a-1' });
+    await first.abort('test');
+    const err = await make(root)
+      .open({ acquisitionId: 'a-1' })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/already exists/);
+  });
+});
+
+describe('no descriptor outlives a failed bundle', () => {
+  it('DirectorySink: finalize that fails (acquisition.log removed underneath) closes the journal', async () => {
+    const root = join(base, `leak-dir-${Math.random()}`);
+    const w = await new DirectorySink({ root }).open({});
+    await w.writeArtifact('a.txt', 'a', { source: { kind: 'test' } });
+    expect(openUnder(root).some((p) => p.endsWith('journal.jsonl'))).toBe(true);
+    await unlink(join(w.location, 'acquisition.log'));
+    await expect(w.finalize()).rejects.toBeInstanceOf(EvidenceError);
+    expect(openUnder(root)).toEqual([]);
+  });
+
+  it('TarSink: finalize that fails the same way closes every descriptor', async () => {
+    const root = join(base, `leak-tar-${Math.random()}`);
+    const w = await new TarSink({ root }).open({});
+    await w.writeArtifact('a.txt', 'a', { source: { kind: 'test' } });
+    await unlink(join(`${w.location}.partial`, 'acquisition.log'));
+    await expect(w.finalize()).rejects.toBeInstanceOf(EvidenceError);
+    expect(openUnder(root)).toEqual([]);
+  });
+
+  it('AuxFiles.create that fails on the log closes the journal it opened', async () => {
+    const dir = join(base, `aux-${Math.random()}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'acquisition.log'), 'in the way');
+    await expect(AuxFiles.create(dir, 'journal.jsonl', 'acquisition.log')).rejects.toMatchObject({
+      code: 'EEXIST',
+    });
+    expect(openUnder(dir)).toEqual([]);
+  });
+});
