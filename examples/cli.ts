@@ -1,9 +1,11 @@
 /**
  * What the acquisition examples share: the command-line flags that pick a cluster (real EKS or
- * the local lab) and a tidy way to end with a message instead of a stack trace.
+ * the local lab), a flag parser that answers a wrong flag with usage text, and a tidy way to end
+ * with a message instead of a stack trace.
  *
  * In your own project import from 'eks-forensics'.
  */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import {
   ClusterCatalog,
   type ClusterInfo,
@@ -38,6 +40,41 @@ export interface ClusterFlagValues {
   endpoint?: string | undefined;
   'tls-server-name'?: string | undefined;
   'inside-vpc'?: boolean | undefined;
+}
+
+type FlagOptions = NonNullable<ParseArgsConfig['options']>;
+/** Parsed values of a strict, positional-free parse of `O`. */
+export type FlagValues<O extends FlagOptions> = ReturnType<
+  typeof parseArgs<{ options: O; args: string[]; strict: true; allowPositionals: false }>
+>['values'];
+
+/**
+ * `parseArgs` (strict, no positionals) that prints `usage` and exits 0 for `--help`/`-h`, and for
+ * an unknown flag, a missing value or a stray argument prints what was wrong plus `usage` and
+ * exits 2, instead of a raw `ERR_PARSE_ARGS_*` stack trace.
+ */
+export function parseFlags<const O extends FlagOptions>(
+  options: O,
+  usage: string,
+  args: string[] = process.argv.slice(2),
+): FlagValues<O> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${usage.trimEnd()}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ options, args, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) throw err;
+    const message = (err as Error).message;
+    const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    const what = unknown
+      ? `unknown option ${unknown}`
+      : (message.split('. ')[0] ?? message).replace(/^./, (c) => c.toLowerCase());
+    process.stderr.write(`${what}\n\n${usage.trimEnd()}\n`);
+    process.exit(2);
+  }
 }
 
 /** A cluster to work on, reached through ClusterCatalog. */

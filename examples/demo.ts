@@ -6,15 +6,16 @@
  *   ClusterCatalog (discover, check access, pods) → EksAuth (EKS token) + KubeClient
  *   → ArtifactCollector ('triage') → DirectorySink (./evidence/) → verifyEvidence
  *
- *   npx tsx examples/demo.ts [--out ./evidence] [--runtime auto|sandbox|host] [--concurrency 2]
+ *   npx tsx examples/demo.ts [--out ./evidence] [--runtime auto|sandbox|emulated] [--concurrency 2]
  *
- * Exit code 0 only when every claim it prints held: bundles finalized and verified, and (on the
- * sandbox runtime) every planted indicator found in the evidence.
+ * Where the sandbox cannot run (not root, no bwrap), the workload is an emulation: canned files and
+ * /proc with the same scenario, labelled as such in the output, the case id and pod.json.
+ * Exit code 0 only when every claim it prints held: bundles finalized, complete and verified, every
+ * planted indicator found in the evidence, and none in the clean container's.
  * In your own project import from 'eks-forensics' and 'eks-forensics/testing'.
  */
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   type AcquisitionTarget,
   ArtifactCollector,
@@ -28,19 +29,34 @@ import {
   type TargetReport,
   verifyEvidence,
 } from '../src/index.js';
+import { parseFlags } from './cli.js';
 import { formatIndicators, type Indicators, indicatorCount, readIndicators } from './indicators.js';
 import { LAB_NAMESPACE, type LabRuntime, startLab } from './lab.js';
 
 // The AWS SDK warns that Node 20 support ends in 2027; that is noise for a demo.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = `usage: npm run demo -- [--out DIR] [--runtime auto|sandbox|emulated] [--concurrency N]
+
+  --out DIR          where the bundles go (default ./evidence)
+  --runtime R        auto (default): the sandbox when this machine can run it (root, bwrap,
+                     busybox-static, nsenter), else the emulated workload; sandbox: fail without
+                     it; emulated: canned files and /proc with the same scenario
+  --concurrency N    containers acquired at once (default 2)
+  -h, --help         this text
+
+The demo always runs against its own local lab (no AWS account, no cluster). The other examples
+take --local for the same lab, e.g. npx tsx examples/acquire-container.ts --local
+`;
+
+const values = parseFlags(
+  {
     out: { type: 'string', default: './evidence' },
     runtime: { type: 'string', default: 'auto' },
     concurrency: { type: 'string', default: '2' },
   },
-});
+  USAGE,
+);
 
 const started = Date.now();
 const tty = process.stdout.isTTY === true;
@@ -73,9 +89,11 @@ class DemoFailure extends Error {}
 
 async function main(): Promise<number> {
   const runtimeArg = values.runtime as LabRuntime;
-  if (!['auto', 'sandbox', 'host'].includes(runtimeArg))
-    throw new DemoFailure('--runtime must be auto, sandbox or host');
+  if (!['auto', 'sandbox', 'emulated', 'host'].includes(runtimeArg))
+    throw new DemoFailure(`--runtime must be auto, sandbox or emulated\n\n${USAGE}`);
   const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new DemoFailure(`--concurrency must be a whole number ≥ 1\n\n${USAGE}`);
   const outDir = resolve(values.out ?? './evidence');
   say('eks-forensics demo: triage of a compromised pod in a local stand-in for EKS\n');
 
@@ -156,7 +174,8 @@ async function main(): Promise<number> {
       sink: new DirectorySink({ root: outDir }),
       profiles: ['triage'],
       concurrency,
-      caseId: `DEMO-${new Date().toISOString().slice(0, 10)}`,
+      // The case id travels into every custody record: an emulated run says so there.
+      caseId: `DEMO${lab.runtime === 'emulated' ? '-EMULATED' : ''}-${new Date().toISOString().slice(0, 10)}`,
       examiner: userInfo().username,
       cluster: { name: cluster.name, arn: cluster.arn, region: cluster.region, accountId: cluster.accountId },
     });
@@ -236,6 +255,11 @@ async function main(): Promise<number> {
       `  bytes       ${mb(report.bytes)} in ${((Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000).toFixed(1)} s`,
     );
     say(`  runtime     ${lab.runtimeNote}`);
+    if (lab.runtime === 'emulated') {
+      say(
+        "              (not emulated: the bytes of deleted executables, whose exe links dangle; the shell and clock are the host's)",
+      );
+    }
     say('  look at first:');
     const found = new Map<string, Indicators>();
     for (const t of report.targets) {
@@ -244,7 +268,7 @@ async function main(): Promise<number> {
       found.set(t.target.container, ind);
       const lines = formatIndicators(ind, '      ');
       say(
-        `    ${t.target.namespace}/${t.target.pod}/${t.target.container}${lines.length ? '' : ': nothing obvious'}`,
+        `    ${t.target.namespace}/${t.target.pod}/${t.target.container}${lab.runtime === 'emulated' ? ' (emulated)' : ''}${lines.length ? '' : ': nothing obvious'}`,
       );
       for (const l of lines) say(l);
     }
@@ -269,23 +293,23 @@ async function main(): Promise<number> {
     for (const t of report.targets) {
       if (t.status === 'failed' || !t.finalized)
         failures.push(`${t.target.pod}/${t.target.container}: ${t.status}`);
-      if (lab.runtime === 'sandbox' && t.status !== 'complete') {
+      if (t.status !== 'complete') {
         failures.push(`${t.target.pod}/${t.target.container} is ${t.status}: ${t.reasons.join('; ')}`);
       }
     }
     const app = found.get('app');
-    if (lab.runtime === 'sandbox') {
-      const expect: Array<[string, boolean]> = [
-        ['a process running from a deleted binary', (app?.deletedBinaries.length ?? 0) > 0],
-        ['/etc/ld.so.preload content', (app?.ldSoPreload.length ?? 0) > 0],
-        ['the planted authorized_keys', (app?.authorizedKeys.length ?? 0) > 0],
-        ['the cron entry', (app?.cron.length ?? 0) > 0],
-        ['the reverse-shell connection', (app?.connections.length ?? 0) > 0],
-      ];
-      for (const [what, ok] of expect) if (!ok) failures.push(`indicator missing from the evidence: ${what}`);
-    } else if (!app || indicatorCount(app) === 0) {
-      failures.push('no indicator found for the compromised container');
+    const cart = found.get('cart');
+    if (cart && indicatorCount(cart) > 0) {
+      failures.push('the clean container (cart) shows indicators: the evidence is not only its own');
     }
+    const expect: Array<[string, boolean]> = [
+      ['a process running from a deleted binary', (app?.deletedBinaries.length ?? 0) > 0],
+      ['/etc/ld.so.preload content', (app?.ldSoPreload.length ?? 0) > 0],
+      ['the planted authorized_keys', (app?.authorizedKeys.length ?? 0) > 0],
+      ['the cron entry', (app?.cron.length ?? 0) > 0],
+      ['the reverse-shell connection', (app?.connections.length ?? 0) > 0],
+    ];
+    for (const [what, ok] of expect) if (!ok) failures.push(`indicator missing from the evidence: ${what}`);
     if (failures.length) {
       say('\nFAILED:');
       for (const f of failures) say(`  ${f}`);

@@ -8,13 +8,14 @@
  * - Kubernetes: `FakeCluster` accepting EKS tokens (`k8s-aws-v1.…`) from the lab's access key,
  *   mapped to the user `responder` in the group `cado` with the RBAC that `clusterRoleYaml()` grants.
  * - Containers: the `sandbox` runtime (real processes in their own PID/mount/net namespaces, needs
- *   root + bwrap + busybox-static + nsenter) or, when the machine cannot run it, the `host`
- *   runtime (no isolation: the planted files live in a folder, processes are this machine's).
+ *   root + bwrap + busybox-static + nsenter) or, when the machine cannot run it, an `emulated`
+ *   workload: the same scenario as a canned tree (planted files and a canned /proc, see
+ *   lab-emulation.ts) that the collector reads through the target's `fs` view. Never this
+ *   machine's own processes.
  *
  * In your own project import from 'eks-forensics' and 'eks-forensics/testing'.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
@@ -31,17 +32,21 @@ import {
   type SandboxProcessSpec,
   startMotoServer,
 } from '../src/testing/index.js';
+import { writeEmulatedProc } from './lab-emulation.js';
 
 /** Where the lab's AWS APIs come from. */
 export type LabAws = 'fake' | 'moto' | 'auto';
-/** Which container runtime runs the workload. */
-export type LabRuntime = 'auto' | 'sandbox' | 'host';
+/**
+ * Which runtime runs the workload: `sandbox` (real isolated processes), `emulated` (a canned tree,
+ * for machines without the sandbox; `host` is an older name of it) or `auto` (sandbox when possible).
+ */
+export type LabRuntime = 'auto' | 'sandbox' | 'emulated' | 'host';
 
 /** Options of {@link startLab}. */
 export interface LabOptions {
   /** `fake` (default): in-process FakeAws. `moto`: a real moto_server. `auto`: moto when installed. */
   aws?: LabAws | undefined;
-  /** `auto` (default): sandbox when the machine allows it, else host. */
+  /** `auto` (default): sandbox when the machine allows it, else the emulated workload. */
   runtime?: LabRuntime | undefined;
   /** Progress messages (one line each). */
   onStep?: ((message: string) => void) | undefined;
@@ -49,8 +54,8 @@ export interface LabOptions {
 
 /** A running lab. Always `await lab.close()`. */
 export interface Lab {
-  /** Runtime the workload runs on. */
-  runtime: 'sandbox' | 'host';
+  /** `sandbox`: real processes; `emulated`: a canned tree standing in for the workload. */
+  runtime: 'sandbox' | 'emulated';
   /** One line saying what that runtime means for the evidence. */
   runtimeNote: string;
   /** `FakeAws` or `moto_server`. */
@@ -69,8 +74,8 @@ export interface Lab {
   cluster: FakeCluster;
   /** The AWS endpoint (for S3 clients in --local mode). */
   awsEndpoint: string;
-  /** File-system view of a target container (host runtime: where its planted files are). */
-  fsFor(container: string): { root: string } | undefined;
+  /** File-system view of a target container (emulated: its canned root and /proc), else `undefined`. */
+  fsFor(container: string): { root: string; procBase: string } | undefined;
   /** Stops everything the lab started. Idempotent. */
   close(): Promise<void>;
 }
@@ -175,22 +180,6 @@ async function plantFiles(root: string, files: Record<string, string>): Promise<
   await symlink('/dev/stdout', join(root, 'var/log/nginx/access.log')).catch(() => undefined);
 }
 
-/** Starts a "miner" on the host from a copy of `sleep` and deletes the copy (host runtime). */
-async function startHostMiner(root: string): Promise<ChildProcess | undefined> {
-  const exe = join(root, 'tmp/.x/xmrig');
-  try {
-    await mkdir(dirname(exe), { recursive: true });
-    await copyFile('/bin/sleep', exe);
-    const child = spawn(exe, ['86400'], { stdio: 'ignore', detached: false });
-    child.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-    await unlink(exe);
-    return child;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Waits (bounded) until the reverse shell of the sandbox workload has connected to its C2. */
 async function waitForConnection(cluster: FakeCluster): Promise<void> {
   const c = cluster.runtimeContainer(LAB_NAMESPACE, LAB_COMPROMISED_POD, 'app');
@@ -249,11 +238,13 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   };
   try {
     // 1. container runtime
-    let runtime: 'sandbox' | 'host' = 'host';
+    let runtime: 'sandbox' | 'emulated' = 'emulated';
     let runtimeNote = '';
     const runtimes: Record<string, Awaited<ReturnType<typeof createSandboxRuntime>>> = {};
     const want = options.runtime ?? 'auto';
-    if (want !== 'host') {
+    const emulatedNote =
+      'EMULATED workload: canned files and /proc standing in for the compromised container (same scenario as the sandbox); no process or connection of this machine is in the evidence';
+    if (want === 'auto' || want === 'sandbox') {
       try {
         runtimes.sandbox = await createSandboxRuntime();
         runtime = 'sandbox';
@@ -261,11 +252,10 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
           'sandbox runtime: real processes in their own PID/mount/network namespaces (bwrap + busybox)';
       } catch (err) {
         if (want === 'sandbox' || !(err instanceof SandboxUnavailableError)) throw err;
-        runtimeNote = `host runtime (no isolation): ${err.message.split('.')[0]}. Files come from a planted folder, processes are this machine's`;
+        runtimeNote = `${emulatedNote} (the sandbox cannot run here: ${err.message.split('.')[0]})`;
       }
     } else {
-      runtimeNote =
-        'host runtime (no isolation): files come from a planted folder, processes are this machine’s';
+      runtimeNote = emulatedNote;
     }
     step(runtimeNote);
 
@@ -323,29 +313,39 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
 
     // 4. the workload
     const planted = new Map<string, string>();
-    let hostRoot: string | undefined;
-    if (runtime === 'host') {
-      hostRoot = await mkdtemp(join(tmpdir(), 'eksf-lab-'));
-      const root = hostRoot;
-      closers.push(() => rm(root, { recursive: true, force: true }));
-      await plantFiles(join(hostRoot, 'app'), LAB_PLANTED);
-      await plantFiles(join(hostRoot, 'cart'), { '/etc/motd': 'cart service\n' });
-      planted.set('app', join(hostRoot, 'app'));
-      planted.set('cart', join(hostRoot, 'cart'));
-      const miner = await startHostMiner(join(hostRoot, 'app'));
-      if (miner) closers.push(async () => miner.kill('SIGKILL'));
+    if (runtime === 'emulated') {
+      const hostRoot = await mkdtemp(join(tmpdir(), 'eksf-lab-emulated-'));
+      closers.push(() => rm(hostRoot, { recursive: true, force: true }));
+      const app = join(hostRoot, 'app');
+      const cart = join(hostRoot, 'cart');
+      await plantFiles(app, LAB_PLANTED);
+      await plantFiles(cart, { '/etc/motd': 'cart service\n' });
+      await writeEmulatedProc(join(app, 'proc'), LAB_COMPROMISED_POD, true);
+      await writeEmulatedProc(join(cart, 'proc'), LAB_CLEAN_POD, false);
+      planted.set('app', app);
+      planted.set('cart', cart);
     }
     const container = (name: string, image: string, sandbox: object, logs: string): FakeContainerSpec => ({
       name,
       image,
       imageID: `${image.split(':')[0]}@sha256:${Buffer.from(name).toString('hex').padEnd(64, '0').slice(0, 64)}`,
-      runtime,
+      runtime: runtime === 'sandbox' ? 'sandbox' : 'host',
       options: runtime === 'sandbox' ? sandbox : { cwd: planted.get(name) ?? tmpdir() },
       command: ['sleep', '86400'],
       env: { JAVA_OPTS: '-Xmx512m', SPRING_PROFILES_ACTIVE: 'prod' },
       logs: { current: logs, previous: 'panic: OOMKilled after 3h\n' },
       restartCount: 1,
     });
+    // Emulation is recorded where a reader of the bundle looks: the pod's own annotations (pod.json).
+    const annotations =
+      runtime === 'emulated'
+        ? {
+            annotations: {
+              'lab.eks-forensics.dev/workload':
+                'EMULATED: canned files and /proc standing in for the container (no sandbox on the acquiring machine)',
+            },
+          }
+        : {};
     cluster.addNode({
       name: NODE,
       providerID: 'aws:///us-east-1a/i-0a1b2c3d4e5f60718',
@@ -356,6 +356,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       name: LAB_COMPROMISED_POD,
       nodeName: NODE,
       labels: { app: 'payments-api', 'pod-template-hash': '7f9c6d5b8' },
+      ...annotations,
       ownerReferences: [
         {
           apiVersion: 'apps/v1',
@@ -380,6 +381,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       name: LAB_CLEAN_POD,
       nodeName: NODE,
       labels: { app: 'cart' },
+      ...annotations,
       containers: [
         container(
           'cart',
@@ -430,7 +432,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       cluster,
       fsFor: (name) => {
         const root = planted.get(name);
-        return root ? { root } : undefined;
+        return root ? { root, procBase: join(root, 'proc') } : undefined;
       },
       close,
     };

@@ -64,7 +64,7 @@ describe('npm run demo (examples/demo.ts)', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack traces
     expect(r.stdout).toMatch(/\[6\/6\] verify +verifyEvidence re-hashed 2\/2 bundle\(s\): valid/);
     expect(r.stdout).toMatch(/targets +2 \(2 complete, 0 partial, 0 failed\)|targets +2 \(/);
-    expect(r.stdout).toMatch(noSandbox ? /host runtime/ : /sandbox runtime/);
+    expect(r.stdout).toMatch(noSandbox ? /EMULATED workload/ : /sandbox runtime/);
     // the bundles it names exist and verify independently of the demo
     const locations = [...r.stdout.matchAll(/^ {4}\S+\/\S+: (\/\S+)$/gm)].map((m) => m[1] ?? '');
     expect(locations).toHaveLength(2);
@@ -86,17 +86,63 @@ describe('npm run demo (examples/demo.ts)', () => {
   });
 });
 
-describe('npm run demo -- --runtime host (the fallback when the sandbox cannot run)', () => {
-  it('says it uses the host runtime, still finds the planted files and verifies', {
-    timeout: 180_000,
-  }, async () => {
-    const r = await run(['examples/demo.ts', '--out', join(scratch, 'demo-host'), '--runtime', 'host']);
+describe('npm run demo -- --runtime emulated (the fallback when the sandbox cannot run)', () => {
+  it('shows the emulated scenario, labelled, and nothing of this machine', { timeout: 180_000 }, async () => {
+    const out = join(scratch, 'demo-emulated');
+    const r = await run(['examples/demo.ts', '--out', out, '--runtime', 'emulated']);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/\[1\/6\] lab +ready \(host runtime, FakeAws\)/);
-    expect(r.stdout).toMatch(/runtime +host runtime \(no isolation\)/);
+    expect(r.stdout).toMatch(/\[1\/6\] lab +ready \(emulated runtime, FakeAws\)/);
+    expect(r.stdout).toMatch(/runtime +EMULATED workload: canned files and \/proc/);
     expect(r.stdout).toMatch(/verifyEvidence re-hashed 2\/2 bundle\(s\): valid/);
+    expect(r.stdout).toMatch(/targets +2 \(2 complete, 0 partial, 0 failed\)/);
+    // deterministic: the same processes and connections as the sandbox scenario, every run
+    expect(r.stdout).toContain(
+      'deleted binary /tmp/.x/xmrig (deleted) runs as pid 14: /tmp/.x/xmrig --url stratum+tcp://pool.example.invalid:3333',
+    );
+    expect(r.stdout).toContain('deleted binary /var/tmp/.rs/sh (deleted) runs as pid 18, 19, 20');
+    expect(r.stdout).toContain('TCP established 127.0.0.1:40000 -> 127.0.0.1:4444 (pid 20)');
+    expect(r.stdout).toContain('LD_PRELOAD set in process(es) 21 (value hashed)');
     expect(r.stdout).toContain('/etc/ld.so.preload: /usr/local/lib/libsystemd-helper.so');
     expect(r.stdout).toMatch(/cron \/etc\/crontabs\/root: /);
+    // the clean pod is clean, and nothing of this host (its processes, its temp folders) shows up
+    expect(r.stdout).toMatch(/shop\/cart-\S+\/cart \(emulated\): nothing obvious/);
+    expect(r.stdout).not.toMatch(/memfd:|eksf-lab-|runs as pid \d{3,}/);
+    // the label travels with the evidence: custody's case id and the pod's own annotations
+    const locations = [...r.stdout.matchAll(/^ {4}\S+\/\S+: (\/\S+)$/gm)].map((m) => m[1] ?? '');
+    expect(locations).toHaveLength(2);
+    for (const loc of locations) {
+      const custody = JSON.parse(readFileSync(join(loc, 'custody.json'), 'utf8')) as { caseId?: string };
+      expect(custody.caseId).toMatch(/^DEMO-EMULATED-/);
+      expect(readFileSync(join(loc, 'pod', 'pod.json'), 'utf8')).toContain(
+        '"lab.eks-forensics.dev/workload"',
+      );
+    }
+  });
+});
+
+describe('npm run demo with a wrong flag', () => {
+  it('prints usage text (not ERR_PARSE_ARGS_UNKNOWN_OPTION) and exits 2 for --local', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await run(['examples/demo.ts', '--local']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^unknown option --local\n\nusage: npm run demo -- /);
+    expect(r.stderr).toMatch(/examples\/acquire-container\.ts --local/);
+    expect(r.stderr).not.toMatch(/ERR_PARSE_ARGS|\n\s+at /);
+    expect(r.stdout).toBe('');
+  });
+
+  it('--help prints the same usage on stdout and exits 0', { timeout: 60_000 }, async () => {
+    const r = await run(['examples/demo.ts', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run demo -- \[--out DIR\] \[--runtime auto\|sandbox\|emulated\]/);
+  });
+
+  it('a bad --concurrency value is explained, with usage', { timeout: 60_000 }, async () => {
+    const r = await run(['examples/demo.ts', '--concurrency', 'many']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--concurrency must be a whole number/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
 
