@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   AbortedError,
-  ApiUnavailableError,
   BadRequestError,
   ExecFailedError,
   ExecIncompleteError,
@@ -14,6 +13,7 @@ import {
   ForbiddenError,
   NotFoundError,
   TimeoutError,
+  TlsTrustError,
   UnauthorizedError,
 } from '../../src/errors.js';
 import { type ExecSession, KubeClient } from '../../src/kube/index.js';
@@ -331,13 +331,13 @@ describe('KubeClient against FakeCluster', () => {
 
     it('refuses a server certificate that does not chain to the given CA', async () => {
       const err = await execWith({}).catch((e) => e);
-      expect(err).toBeInstanceOf(ApiUnavailableError);
+      expect(err).toBeInstanceOf(TlsTrustError);
       expect(String(err.message)).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|unable to verify|self[- ]signed/i);
     });
 
     it('checks the certificate against tlsServerName (wrong name refused, right name accepted)', async () => {
       const err = await execWith({ caData: cluster.caData, tlsServerName: 'wrong.example' }).catch((e) => e);
-      expect(err).toBeInstanceOf(ApiUnavailableError);
+      expect(err).toBeInstanceOf(TlsTrustError);
       expect(String(err.cause?.message ?? err.cause)).toMatch(/wrong\.example/);
       const s = await execWith({ caData: cluster.caData, tlsServerName: 'localhost' });
       expect((await collect(s)).exitCode).toBe(0);
