@@ -2,8 +2,9 @@
  * What a newcomer meets when a sink's root is wrong, and that no file descriptor outlives a
  * bundle whose open or finalize failed (a responder host runs for a long time).
  */
+import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,5 +97,40 @@ describe('no descriptor outlives a failed bundle', () => {
       code: 'EEXIST',
     });
     expect(openUnder(dir)).toEqual([]);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('a root this process cannot write', () => {
+  it('names the errno and the uid, not "cannot create bundle folder"', async () => {
+    // As root nothing is refused: a child loads the sink as root, then drops to uid 65534.
+    const root = join(base, `ro-${Math.random()}`);
+    await mkdir(root);
+    await chmod(root, 0o755);
+    await chmod(base, 0o755);
+    const mod = new URL('../../src/evidence/index.ts', import.meta.url).pathname;
+    const script = join(base, `probe-${Math.random()}.mts`);
+    await writeFile(
+      script,
+      `import { DirectorySink } from ${JSON.stringify(mod)};
+process.setgroups([]); process.setgid(65534); process.setuid(65534);
+try { await new DirectorySink({ root: ${JSON.stringify(root)} }).open({}); process.stdout.write('opened'); }
+catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }
+`,
+    );
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { PATH: process.env.PATH ?? '', TMPDIR: base },
+      });
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+      });
+      child.once('error', reject);
+      child.once('close', () => resolve(buf));
+    });
+    const r = JSON.parse(out) as { code: string; message: string };
+    expect(r.code).toBe('EKSF_EVIDENCE');
+    expect(r.message).toMatch(/sink root \S+ (is not writable here )?\(EACCES, uid 65534\)/);
   });
 });
