@@ -7,8 +7,9 @@
  * tree), so nothing of this machine's own processes or connections enters the evidence.
  *
  * An emulation is not a container: the bytes of deleted executables cannot be served (their
- * `exe` links dangle, as the text must read `… (deleted)`), and the clock and shell are the
- * host's. The lab labels the runtime `emulated` everywhere it shows it.
+ * `exe` links dangle, as the text must read `… (deleted)`; the collector records those reads as
+ * failed and the target as partial), and the clock and shell are the host's. The lab labels the
+ * runtime `emulated` everywhere it shows it.
  */
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

@@ -1120,6 +1120,8 @@ export class TargetRun {
               stream: Readable & { push(c: Buffer | null): boolean };
               hash: ReturnType<typeof createHash>;
               len: number;
+              /** Exit status of the read (`undefined`: the frame never ended). */
+              rc?: number | null;
               rec: Promise<ArtifactRecord>;
             }
           | undefined;
@@ -1142,7 +1144,14 @@ export class TargetRun {
               ? `proc/${rel.split('/')[0]}/exe.bin`
               : `proc/${rel.replace('/fd/', '/fd-')}.bin`;
             const hash = createHash('sha256');
-            const c = {
+            const c: {
+              rel: string;
+              stream: typeof stream;
+              hash: typeof hash;
+              len: number;
+              rc?: number | null;
+              rec: Promise<ArtifactRecord>;
+            } = {
               rel,
               stream,
               hash,
@@ -1166,7 +1175,15 @@ export class TargetRun {
                       status: 'truncated',
                       reason: `capped at ${cap} bytes (UAC-style cap for process images)`,
                     }
-                  : {},
+                  : c.rc === 0
+                    ? {}
+                    : {
+                        status: 'failed',
+                        reason:
+                          c.rc === undefined
+                            ? 'the read ended without an exit status'
+                            : `not readable (rc ${c.rc ?? 'unknown'})`,
+                      },
             );
             cur = c;
             continue;
@@ -1180,6 +1197,7 @@ export class TargetRun {
             cur.stream.push(Buffer.from(piece));
             continue;
           }
+          cur.rc = ev.rc;
           cur.stream.push(null);
           await cur.rec;
           cur = undefined;
