@@ -166,22 +166,25 @@ export function tarArgv(paths: readonly string[]): string[] {
 /**
  * Listing script. Positional args: pairs `maxDepth root`. Output: NUL-separated records; a record
  * starting with `/` is a path, `T<t>` sets the type of the paths that follow (`f`, `d`, `l`, `o`,
- * `?` = unknown). With `find`, one pass per type when `typed`, else one untyped pass.
+ * `?` = unknown). With `find`, one pass per type when `typed`, else one untyped pass. Roots that do
+ * not exist are skipped; the exit code is find's last non-zero one (0 when every find succeeded).
  */
 export function listingScript(kind: 'find' | 'find-typed' | 'shell'): string {
   if (kind === 'find') {
     return [
-      'printf "T?\\0"',
-      'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; find "$r" -xdev -maxdepth "$d" -print0 2>/dev/null; done',
+      'printf "T?\\0"; rc=0',
+      'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; [ -e "$r" ] || [ -L "$r" ] || continue',
+      '  find "$r" -xdev -maxdepth "$d" -print0 2>/dev/null || rc=$?; done',
+      'exit $rc',
     ].join('\n');
   }
   if (kind === 'find-typed') {
     return [
-      'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2',
-      '  printf "Tf\\0"; find "$r" -xdev -maxdepth "$d" -type f -print0 2>/dev/null',
-      '  printf "Td\\0"; find "$r" -xdev -maxdepth "$d" -type d -print0 2>/dev/null',
-      '  printf "Tl\\0"; find "$r" -xdev -maxdepth "$d" -type l -print0 2>/dev/null',
-      'done',
+      'rc=0; while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; [ -e "$r" ] || [ -L "$r" ] || continue',
+      '  printf "Tf\\0"; find "$r" -xdev -maxdepth "$d" -type f -print0 2>/dev/null || rc=$?',
+      '  printf "Td\\0"; find "$r" -xdev -maxdepth "$d" -type d -print0 2>/dev/null || rc=$?',
+      '  printf "Tl\\0"; find "$r" -xdev -maxdepth "$d" -type l -print0 2>/dev/null || rc=$?',
+      'done; exit $rc',
     ].join('\n');
   }
   return [

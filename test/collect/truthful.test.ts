@@ -128,19 +128,21 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(arts.find((a) => a.path === 'pod/pod.json')?.status).toBe('complete');
   }, 120_000);
 
-  it('a listing whose shell is killed (exit 137) is not complete, nor is the bodyfile built from it', async () => {
-    const files: FileList = [{ path: '/srv/app/a.txt', content: 'alpha\n' }];
-    for (let i = 0; i < 1500; i++) files.push({ path: `/srv/app/many/f${i}`, content: 'x' });
-    // a planted watcher kills the collector's listing shell as soon as it sees it
-    const watcher: SandboxProcessSpec = {
-      argv: [
-        '/bin/sh',
-        '-c',
-        'while :; do for p in /proc/[0-9]*; do l=; read -r l <$p/cmdline 2>/dev/null; case "$l" in *eksf-l[i]st*) kill -9 ${p##*/} 2>/dev/null;; esac; done; done',
-      ],
+  /** A `sh` first in PATH that runs the real shell, except for the payload it targets. */
+  function shWrapper(when: string, then: string): FileList[number] {
+    return {
+      path: '/usr/local/bin/sh',
+      content: `#!/bin/busybox sh\nif [ "$3" = eksf-run ] && ${when}; then ${then}; fi\nexec /bin/busybox sh "$@"\n`,
+      mode: 0o755,
     };
+  }
+
+  it('a listing whose shell is killed (exit 137) after all its output is not complete, nor the bodyfile', async () => {
     const { report } = await acquire(
-      files,
+      [
+        { path: '/srv/app/a.txt', content: 'alpha\n' },
+        shWrapper('[ "$8" = eksf-list ]', '/bin/busybox sh "$@"; exit 137'),
+      ],
       {
         profiles: [
           {
@@ -150,39 +152,60 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
           },
         ],
       },
-      [watcher],
     );
     const arts = manifest(report.location as string);
-    const listings = arts.filter((a) => /files\/listing/.test(a.path));
+    const listings = arts.filter((a) => /files\/listing\//.test(a.path));
     expect(listings.length).toBeGreaterThan(0);
-    expect(
-      listings.some((a) => a.status !== 'complete'),
-      JSON.stringify(listings),
-    ).toBe(true);
-    expect(arts.find((a) => a.path.endsWith('files/bodyfile.txt'))?.status).not.toBe('complete');
+    for (const l of listings) {
+      expect(l.status).toBe('truncated');
+      expect(l.exitCode).toBe(137);
+    }
+    expect(arts.find((a) => a.path.endsWith('files/bodyfile.txt'))?.status).toBe('truncated');
     expect(report.status).toBe('partial');
+    expect(report.reasonDetails.map((r) => r.code)).toContain('listing-root-truncated');
   }, 60_000);
 
-  it('a stat killed by the no-progress watchdog is failed, its children are gone, and the bodyfile says so', async () => {
-    const files: FileList = [
-      { path: '/srv/app/a.txt', content: 'alpha\n' },
-      // stat starts a helper that would outlive a plain kill, then hangs silently
-      { path: '/usr/local/bin/stat', content: '#!/bin/sh\nsleep 617 &\nsleep 613\n', mode: 0o755 },
-    ];
-    const { report, target } = await acquire(files, { limits: { noProgressMs: 1000 } });
+  it('a stat that hangs silently is ended by the no-progress watchdog, failed, and the bodyfile says so', async () => {
+    const { report } = await acquire(
+      [{ path: '/srv/app/a.txt', content: 'alpha\n' }, shWrapper('[ "$5" = stat ]', 'exec sleep 613')],
+      { limits: { noProgressMs: 1000 } },
+    );
     const arts = manifest(report.location as string);
     const stats = arts.filter((a) => /files\/stat-/.test(a.path));
     expect(stats.length).toBeGreaterThan(0);
     for (const s of stats) {
       expect(s.status).toBe('failed');
+      expect(s.bytes).toBe(0);
       expect(s.reason).toMatch(/watchdog/);
     }
-    expect(arts.find((a) => a.path.endsWith('files/bodyfile.txt'))?.status).not.toBe('complete');
+    expect(arts.find((a) => a.path.endsWith('files/bodyfile.txt'))?.status).toBe('failed');
     expect(report.status).toBe('partial');
-    expect(report.reasons.join('\n')).toMatch(/stat/);
-    // no process of ours survives the watchdog
+    const codes = report.reasonDetails.map((r) => r.code);
+    expect(codes).toContain('watchdog');
+    // the hijacked shell never said which process group it ran: the report does not pretend
+    expect(codes).toContain('cleanup-not-guaranteed');
+  }, 60_000);
+
+  it('after a watchdog, nothing the collector started is left running in the target', async () => {
+    const { report, target } = await acquire([{ path: '/srv/app/a.txt', content: 'alpha\n' }], {
+      limits: { noProgressMs: 1000 },
+      profiles: [
+        {
+          name: 'spawner',
+          description: 'a command that starts a child and goes silent',
+          phase: 'volatile',
+          async collect(ctx) {
+            const r = await ctx.exec(['sh', '-c', 'sleep 617 & sleep 613']);
+            await ctx.writeArtifact('spawner.out', r.stdout, { from: [r] });
+          },
+        },
+      ],
+    });
     const ps = await psIn(target);
-    expect(ps).not.toMatch(/sleep 61[37]/);
+    expect(ps, ps).not.toMatch(/sleep 61[37]/);
+    expect(report.reasonDetails.map((r) => r.code)).not.toContain('cleanup-not-guaranteed');
+    const out = manifest(report.location as string).find((a) => a.path.endsWith('spawner.out'));
+    expect(out?.status).toBe('failed');
   }, 60_000);
 
   it('flooding one early root leaves every other root listed and collected', async () => {
@@ -236,7 +259,7 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
   it('a tar that sends a valid archive but exits 3 is not complete', async () => {
     const { report } = await acquire([
       { path: '/srv/app/a.txt', content: 'alpha\n' },
-      { path: '/usr/local/bin/tar', content: '#!/bin/sh\n/bin/tar "$@"\nexit 3\n', mode: 0o755 },
+      shWrapper('[ "$5" = tar ]', '/bin/busybox sh "$@"; exit 3'),
     ]);
     const tarRec = manifest(report.location as string).find((a) => /files\/content-\d+\.tar$/.test(a.path));
     expect(tarRec?.status).not.toBe('complete');
@@ -301,11 +324,7 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
       [
         { path: '/srv/app/a.txt', content: 'alpha\n' },
         // a hanging tar whose stderr carries a credential
-        {
-          path: '/usr/local/bin/tar',
-          content: `#!/bin/sh\necho "aws_secret_access_key=${SECRET}" >&2\nexec sleep 600\n`,
-          mode: 0o755,
-        },
+        shWrapper('[ "$5" = tar ]', `echo "aws_secret_access_key=${SECRET}" >&2; exec sleep 600`),
       ],
       { logger, limits: { noProgressMs: 1000 } },
     );
