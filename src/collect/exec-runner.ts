@@ -73,6 +73,8 @@ export interface RunExecOptions<T> {
  */
 export const RUN_SCRIPT = [
   'S=$1; shift',
+  // resolve argv[0] through PATH as a direct exec would (a shell may prefer its own applets)
+  'c=$1; case $c in */*) ;; *) o=$IFS; IFS=:; for d in $PATH; do if [ -f "$d/$c" ] && [ -x "$d/$c" ]; then shift; set -- "$d/$c" "$@"; break; fi; done; IFS=$o;; esac',
   'g=; read -r _ _ _ _ g _ </proc/self/stat 2>/dev/null',
   'if [ -n "$g" ] && [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then',
   `  exec setsid "$S" -c 'printf "eksf-pgid %s\\n" "$$" >&2; exec "$@"' eksf-run "$@"`,
