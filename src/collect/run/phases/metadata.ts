@@ -3,6 +3,8 @@
  * then `stat` batches, then the bodyfile and findings, derived from all of them: if any listing
  * or stat exec is not complete, neither is the bodyfile, and its reason names the roots.
  */
+
+import type { Readable } from 'node:stream';
 import {
   applyStatOutput,
   type ListedEntry,
@@ -12,10 +14,11 @@ import {
 } from '../../listing.js';
 import type { FileItem } from '../../schema.js';
 import { batchByChars, listingArgv, statArgv } from '../../scripts.js';
+import { frameVerdict, type Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
-import { planListing, rootBudget } from '../listing-plan.js';
+import { planListing, type RootBudget, rootBudget } from '../listing-plan.js';
 import { reason } from '../reasons.js';
-import type { ReceiverFinding, Verdict } from '../verdict.js';
+import { derivedVerdict, type Verdict } from '../verdict.js';
 import { rootPrefix } from '../view.js';
 
 /** What one root's listing gave. */
@@ -35,10 +38,81 @@ export interface MetadataResult {
   verdicts: Verdict[];
 }
 
-function countNul(b: Buffer): number {
-  let n = 0;
-  for (let i = b.indexOf(0); i >= 0; i = b.indexOf(0, i + 1)) n++;
-  return n;
+/** What one root of a listing exec gave. */
+interface RootOutput {
+  raw: Buffer;
+  closed: boolean;
+  rc: number | null;
+  cut?: string | undefined;
+}
+
+/**
+ * Splits a listing stream by root markers, enforcing each root's budget (entries, bytes, time).
+ * Stops the exec when a root spends its budget; the roots after it are left for the next exec.
+ */
+async function receiveRoots(
+  parse: Readable,
+  stop: () => void,
+  count: number,
+  budget: RootBudget,
+): Promise<Received<RootOutput[]>> {
+  const out: RootOutput[] = [];
+  let cur: { i: number; parts: Buffer[]; bytes: number; entries: number; started: number } | undefined;
+  let carry: Buffer = Buffer.alloc(0);
+  let stopped = false;
+  const finish = (closed: boolean, rc: number | null, cut?: string) => {
+    if (!cur) return;
+    out[cur.i] = { raw: Buffer.concat(cur.parts), closed, rc, ...(cut ? { cut } : {}) };
+    cur = undefined;
+  };
+  const halt = (why: string) => {
+    finish(false, null, why);
+    stopped = true;
+    stop();
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => halt(`no end after ${budget.timeMs} ms`), budget.timeMs);
+    timer.unref?.();
+  };
+  try {
+    for await (const chunk of parse) {
+      if (stopped) break;
+      let buf = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+      let at = 0;
+      for (let nul = buf.indexOf(0, at); nul >= 0 && !stopped; nul = buf.indexOf(0, at)) {
+        const rec = buf.subarray(at, nul + 1);
+        at = nul + 1;
+        const text = rec.length < 24 ? rec.toString('latin1', 0, rec.length - 1) : '';
+        const start = /^R(\d{1,6})$/.exec(text);
+        const end = /^Q(\d{1,6}):(\d{1,3})$/.exec(text);
+        if (start) {
+          finish(false, null);
+          const i = Number(start[1]);
+          if (i >= count || out[i]) continue;
+          cur = { i, parts: [], bytes: 0, entries: 0, started: Date.now() };
+          arm();
+        } else if (end && cur && Number(end[1]) === cur.i) {
+          finish(true, Number(end[2]));
+          clearTimeout(timer);
+        } else if (cur) {
+          if (rec[0] === 0x2f) cur.entries++;
+          cur.bytes += rec.length;
+          if (cur.entries > budget.entries) halt(`more than ${budget.entries} entries`);
+          else if (cur.bytes > budget.bytes) halt(`more than ${budget.bytes} bytes`);
+          else cur.parts.push(Buffer.from(rec));
+        }
+      }
+      carry = stopped ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+      buf = Buffer.alloc(0);
+      if (cur && carry.length > budget.bytes) halt(`a record longer than ${budget.bytes} bytes`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  finish(false, null);
+  return { value: out };
 }
 
 /** Lists and stats the roots of the `file` items. */
@@ -65,77 +139,108 @@ export async function metadataPhase(
   const roots: RootRecord[] = [];
   const verdicts: Verdict[] = [];
   let rejected = 0;
-  const jobs: { label: string; roots: { root: string; maxDepth: number }[]; depth: number }[] = [];
-  if (plan.pinned.length)
-    jobs.push({
-      label: 'pinned paths',
-      roots: plan.pinned.map((p) => ({ root: `${prefix}${p}`, maxDepth: 0 })),
-      depth: 0,
-    });
-  for (const r of plan.roots)
-    jobs.push({ label: r.root, roots: [{ root: `${prefix}${r.root}`, maxDepth: r.depth }], depth: r.depth });
-  for (const [i, job] of jobs.entries()) {
-    if (env.signal.aborted) break;
-    const path = env.c(`files/listing/${String(i).padStart(3, '0')}.raw`);
-    const argv = listingArgv(shell, kind, job.roots);
+  const jobs: { label: string; root: string; depth: number }[] = [];
+  for (const p of plan.pinned) jobs.push({ label: p, root: `${prefix}${p}`, depth: 0 });
+  for (const r of plan.roots) jobs.push({ label: r.root, root: `${prefix}${r.root}`, depth: r.depth });
+  // one exec lists every root still to do; a root that spends its budget ends that exec, and the
+  // next exec starts with the roots after it: a flood costs one exec, never another root
+  let todo = jobs.map((_, i) => i);
+  let execs = 0;
+  while (todo.length > 0 && !env.signal.aborted) {
+    const batch = todo;
+    const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
+    const argv = listingArgv(
+      shell,
+      kind,
+      batch.map((i) => ({ root: jobs[i]?.root as string, maxDepth: jobs[i]?.depth ?? 0 })),
+    );
     const res = await env.door.toArtifact({
       step: 'listing',
       argv,
       path,
-      timeoutMs: budget.timeMs,
-      maxBytes: budget.bytes,
+      timeoutMs: Math.min(env.limits.execTimeoutMs, budget.timeMs * batch.length),
       meta: env.meta(src, {
         contentType: 'application/octet-stream',
-        details: { root: job.label, depth: job.depth, budget },
+        details: { roots: batch.map((i) => jobs[i]?.label), budgetPerRoot: budget },
       }),
-      receive: async (parse, stop) => {
-        const parts: Buffer[] = [];
-        let nul = 0;
-        let over = false;
-        for await (const c of parse) {
-          const b = Buffer.from(c as Buffer);
-          parts.push(b);
-          nul += countNul(b);
-          if (nul > budget.entries + 8) {
-            over = true;
-            stop();
-            break;
-          }
-        }
-        const parsed = parseListing(Buffer.concat(parts), prefix, budget.entries);
-        const findings: ReceiverFinding[] = [];
-        if (parsed.capped || over)
-          findings.push({
-            status: 'truncated',
-            code: 'listing-root-truncated',
-            text: `listing of ${job.label} cut at ${budget.entries} entries (per-root budget)`,
-          });
-        return { value: parsed, findings };
-      },
+      receive: (parse, stop) => receiveRoots(parse, stop, batch.length, budget),
     });
-    const parsed = res.value;
-    let n = 0;
-    for (const e of parsed?.entries ?? []) {
-      if (entries.has(e.path)) continue;
-      entries.set(e.path, e);
-      n++;
-    }
-    rejected += parsed?.rejected ?? 0;
-    verdicts.push(res.verdict);
-    const why =
-      res.verdict.status === 'complete' ? undefined : res.verdict.reasons.map((r) => r.text).join('; ');
-    roots.push({
-      root: job.label,
-      depth: job.depth,
-      artifact: path,
-      status: res.verdict.status,
-      entries: n,
-      reason: why,
-    });
-    if (why)
-      env.reasons.add(
-        reason('listing-root-truncated', `listing of ${job.label} is ${res.verdict.status}: ${why}`, path),
+    const got = res.value ?? [];
+    const stoppedByUs = res.outcome.stoppedBy === 'receiver';
+    let progressed = false;
+    const next: number[] = [];
+    for (const [k, jobIndex] of batch.entries()) {
+      const job = jobs[jobIndex] as (typeof jobs)[number];
+      const r = got[k];
+      if (!r) {
+        next.push(jobIndex);
+        continue;
+      }
+      progressed = true;
+      const parsed = parseListing(r.raw, prefix, budget.entries);
+      let n = 0;
+      for (const e of parsed.entries) {
+        if (entries.has(e.path)) continue;
+        entries.set(e.path, e);
+        n++;
+      }
+      rejected += parsed.rejected;
+      // a root that closed before we stopped the exec is judged on its own end marker; one that
+      // closed in an exec that then failed shares the exec's verdict
+      const own = frameVerdict(
+        {
+          rc: r.rc,
+          closed: r.closed,
+          bytes: r.raw.length,
+          ...(r.cut || parsed.capped
+            ? {
+                findings: [
+                  {
+                    status: 'truncated' as const,
+                    code: 'listing-root-truncated' as const,
+                    text: `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
+                  },
+                ],
+              }
+            : {}),
+        },
+        path,
       );
+      const v = r.closed && stoppedByUs ? own : derivedVerdict([own, res.verdict]);
+      verdicts.push(v);
+      const why = v.status === 'complete' ? undefined : v.reasons.map((x) => x.text).join('; ');
+      roots.push({
+        root: job.label,
+        depth: job.depth,
+        artifact: path,
+        status: v.status,
+        entries: n,
+        reason: why,
+      });
+      if (why)
+        env.reasons.add(
+          reason('listing-root-truncated', `listing of ${job.label} is ${v.status}: ${why}`, path),
+        );
+    }
+    if (!progressed) {
+      // the exec gave nothing for any root: no point in asking again
+      for (const jobIndex of next) {
+        const job = jobs[jobIndex] as (typeof jobs)[number];
+        verdicts.push(res.verdict);
+        const why = res.verdict.reasons.map((x) => x.text).join('; ') || 'not listed';
+        roots.push({
+          root: job.label,
+          depth: job.depth,
+          artifact: path,
+          status: res.verdict.status === 'complete' ? 'failed' : res.verdict.status,
+          entries: 0,
+          reason: why,
+        });
+        env.reasons.add(reason('listing-root-truncated', `listing of ${job.label} failed: ${why}`, path));
+      }
+      break;
+    }
+    todo = next;
   }
   const statVerdicts: Verdict[] = [];
   if (env.strategy.stat) {
