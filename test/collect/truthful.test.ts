@@ -182,8 +182,9 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(report.status).toBe('partial');
     const codes = report.reasonDetails.map((r) => r.code);
     expect(codes).toContain('watchdog');
-    // the hijacked shell never said which process group it ran: the report does not pretend
+    // the hijacked shell never said which process group it ran: the report and custody do not pretend
     expect(codes).toContain('cleanup-not-guaranteed');
+    expect(bundleText(report.location as string, 'custody.json')).toMatch(/processes may survive/);
   }, 60_000);
 
   it('after a watchdog, nothing the collector started is left running in the target', async () => {
@@ -265,6 +266,20 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(tarRec?.status).not.toBe('complete');
     expect(tarRec?.exitCode).toBe(3);
     expect(report.status).toBe('partial');
+  }, 60_000);
+
+  it('a tar that leaves out a requested file but ends cleanly: the row, the index and the target say so', async () => {
+    const { report } = await acquire([
+      { path: '/srv/app/a.txt', content: 'alpha\n' },
+      // a valid archive of something else, exit 0
+      shWrapper('[ "$5" = tar ]', 'exec /bin/busybox tar cf - -- /etc/hostname 2>/dev/null'),
+    ]);
+    const loc = report.location as string;
+    expect(filesIndex(loc).find((r) => r.path === '/srv/app/a.txt')?.status).toBe('failed');
+    const idx = manifest(loc).find((a) => a.path === 'containers/app/files/index.json');
+    expect(idx?.status).toBe('truncated');
+    expect(report.status).toBe('partial');
+    expect(report.reasonDetails.map((r) => r.code)).toContain('artifact-failed');
   }, 60_000);
 
   it('pod spec env values and last-applied-configuration are hashed like environ values (kept with copySensitive)', async () => {

@@ -13,7 +13,7 @@ import { receiveTar, type TarReceiveResult } from '../../tar.js';
 import type { Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import type { ReceiverFinding, Verdict } from '../verdict.js';
+import { derivedVerdict, type ReceiverFinding, type Verdict, withProblem } from '../verdict.js';
 import { rootPrefix } from '../view.js';
 import { type Delivered, type FileRow, finishRow, type ReadContentMode, selectRows } from './rows.js';
 
@@ -52,6 +52,17 @@ export async function contentPhase(
       r.reason = 'not read (acquisition stopped)';
     }
   const all = [...rows.values(), ...skipped].sort((a, b) => (a.path < b.path ? -1 : 1));
+  // rows the container did not deliver (or delivered short) make the index, and the target, partial
+  const bad = [...rows.values()].filter((r) => r.status === 'failed' || r.status === 'truncated');
+  if (bad.length) {
+    const why = reason(
+      'artifact-failed',
+      `${bad.length} selected file(s) not fully read (first: ${bad[0]?.path}: ${bad[0]?.reason ?? bad[0]?.status}); see files/index.json`,
+      env.c('files/index.json'),
+    );
+    env.reasons.add(why);
+    verdicts.push(withProblem(derivedVerdict([]), 'truncated', why));
+  }
   const src: Src = { kind: 'files', profile: specs.map((s) => s.name).join(','), item: 'file-items' };
   await env.store.derived(
     env.c('files/index.json'),
