@@ -80,7 +80,7 @@ export async function runExecItems(
 ): Promise<void> {
   for (const { profile, item } of items) {
     const k = ITEM_KINDS[item.kind];
-    if (!k || k.runner !== 'exec' || k.phase !== phase || !k.argv || !k.output) continue;
+    if (k?.runner !== 'exec' || k.phase !== phase || !k.argv || !k.output) continue;
     if (env.signal.aborted) return;
     const path = env.c(k.output(item));
     const argv = k.argv(item, { view: env.view, probe: env.probe });
