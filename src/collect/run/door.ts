@@ -216,8 +216,15 @@ export class Door {
         { ...spec.meta, argv: spec.meta.argv ?? spec.argv },
         verdict.promise,
       );
-      if (spec.receive && parseSide) received = await spec.receive(parseSide, stop);
-      else await ended(l);
+      if (spec.receive && parseSide) {
+        const side = parseSide;
+        try {
+          received = await spec.receive(side, stop);
+        } finally {
+          // a receiver that returned (or threw) early must not hold the stored copy back
+          if (!side.readableEnded) side.destroy();
+        }
+      } else await ended(l);
       if (l.stopped) stdout.unpipe(l);
     });
     const extra: Partial<ExecFacts> = {
