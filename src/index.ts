@@ -348,6 +348,7 @@ export {
   readTarEntry,
   receiveTar,
   type Strategy,
+  type TargetReason,
   type TargetReport,
   type TargetStatus,
   type TarIndexEntry,

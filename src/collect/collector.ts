@@ -12,8 +12,8 @@ import { Budget, DEFAULT_LIMITS } from './budget.js';
 import { BUILTIN_PROFILE_NAMES, builtinProfile } from './builtin.js';
 import { type EphemeralContainerOptions, resolveEphemeralOptions } from './ephemeral/index.js';
 import type { ContentStrategy } from './probe.js';
+import { type ResolvedProfile, TargetRun } from './run/target-run.js';
 import { type ProfileSpec, type ProfileSpecInput, parseProfileSpec } from './schema.js';
-import { type ResolvedProfile, TargetRun } from './target-run.js';
 import type {
   AcquisitionReport,
   AcquisitionTarget,
@@ -301,6 +301,7 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
         target: { namespace: pt.namespace, pod: pt.pod, container: pt.container },
         status: 'failed',
         reasons: [reason],
+        reasonDetails: [{ code: 'finalize-failed', text: reason }],
         strategy: {
           content: 'none',
           volatile: 'none',
@@ -346,23 +347,24 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
       runBytes: () => runBudget.used,
       copySensitive: this.#opts.copySensitive ?? false,
       preferStrategy: this.#opts.preferStrategy,
-      identity: () => this.#identity(n.kube),
-      caseId,
       ephemeral: this.#opts.ephemeral,
     });
     let finalized: FinalizeResult | undefined;
     try {
       await run.run();
     } catch (err) {
-      run.reasons.push(`acquisition failed: ${err instanceof Error ? err.message : String(err)}`);
+      run.addReason(
+        'phase-failed',
+        `acquisition failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
     } finally {
       clearTimeout(timer);
     }
     if (timeout.signal.aborted && !signal.aborted)
-      run.reasons.push(`target timeout: ${this.#limits.targetTimeoutMs} ms`);
+      run.addReason('target-timeout', `target timeout: ${this.#limits.targetTimeoutMs} ms`);
     if (signal.aborted) {
       const why = `acquisition aborted: ${signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'cancelled')}`;
-      run.reasons.push(why);
+      run.addReason('aborted', why);
       bundle.log({ event: 'aborted', reason: why });
       await bundle.abort(why).catch(() => undefined);
     } else {
@@ -373,7 +375,7 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
       const podIp = pod?.status?.podIP;
       bundle.log({
         event: 'target-finish',
-        reasons: run.reasons,
+        reasons: run.reasons(),
         counts: run.counts,
         strategy: run.strategy,
       });
@@ -395,7 +397,7 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
               namespace: n.target.namespace,
               pod: {
                 name: n.target.pod,
-                ...(n.target.podUid ? { uid: n.target.podUid } : {}),
+                ...(run.view.podUid ? { uid: run.view.podUid } : {}),
                 ...(typeof podIp === 'string' ? { ip: podIp } : {}),
               },
               containers: [
@@ -415,10 +417,15 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
             `strategy: ${run.strategy.content}/${run.strategy.volatile}/${run.strategy.listing}`,
             ...(run.strategy.degraded ? [`degraded: ${run.strategy.notes.join('; ')}`] : []),
             ...(run.needsEphemeral ? ['needs ephemeral container: no shell in the target'] : []),
+            ...run
+              .reasons()
+              .filter((r) => r.code === 'cleanup-not-guaranteed')
+              .map((r) => `processes may survive in the target: ${r.text}`),
           ].join('\n'),
         });
       } catch (err) {
-        run.reasons.push(
+        run.addReason(
+          'finalize-failed',
           `bundle could not be finalized: ${err instanceof Error ? err.message : String(err)}`,
         );
         await bundle.abort('finalize failed').catch(() => undefined);

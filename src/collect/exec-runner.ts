@@ -36,6 +36,12 @@ export interface ExecOutcome<T> {
   value: T | undefined;
   /** What the consumer threw. */
   consumerError?: string | undefined;
+  /** Who ended the exec early: the no-progress watchdog, or the consumer that wanted no more. */
+  stoppedBy?: 'watchdog' | 'receiver' | undefined;
+  /** Whether argv ran under the process-group wrapper. */
+  wrapped?: boolean | undefined;
+  /** With `wrapped`: the process group (session) the command runs in, or only its PID. */
+  group?: { pgid?: number | undefined; pid?: number | undefined } | undefined;
 }
 
 /** Options of {@link runExec}. */
@@ -55,7 +61,45 @@ export interface RunExecOptions<T> {
   /** Receives the log line. */
   log: (event: Record<string, unknown>) => void;
   step: string;
+  /** argv runs under {@link wrapArgv}: the first stderr line names its process group. */
+  wrapped?: boolean | undefined;
 }
+
+/**
+ * Runs `argv` in its own session and process group when the target has `setsid` and the shell is
+ * not already a group leader, so that the collector can end everything it started
+ * (`kill -9 -PGID`). The first stderr line says which: `eksf-pgid <n>` or `eksf-pid <n>`. Nothing is
+ * interpolated: argv stays positional.
+ */
+export const RUN_SCRIPT = [
+  'S=$1; shift',
+  // resolve argv[0] through PATH as a direct exec would (a shell may prefer its own applets)
+  'c=$1; case $c in */*) ;; *) o=$IFS; IFS=:; for d in $PATH; do if [ -f "$d/$c" ] && [ -x "$d/$c" ]; then shift; set -- "$d/$c" "$@"; break; fi; done; IFS=$o;; esac',
+  'g=; read -r _ _ _ _ g _ </proc/self/stat 2>/dev/null',
+  'if [ -n "$g" ] && [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then',
+  `  exec setsid "$S" -c 'printf "eksf-pgid %s\\n" "$$" >&2; exec "$@"' eksf-run "$@"`,
+  'fi',
+  'printf "eksf-pid %s\\n" "$$" >&2',
+  'exec "$@"',
+].join('\n');
+
+/** argv that runs `argv` through {@link RUN_SCRIPT} with `shell`. */
+export function wrapArgv(shell: string, argv: readonly string[]): string[] {
+  return [shell, '-c', RUN_SCRIPT, 'eksf-run', shell, ...argv];
+}
+
+/**
+ * Ends a process group started under {@link RUN_SCRIPT} and counts what is left of it (zombies,
+ * which the container's init may never reap, do not count). Positional argument: the PGID.
+ */
+export const CLEANUP_SCRIPT = [
+  'kill -9 -"$1" 2>/dev/null',
+  'c() { n=0; for p in /proc/[0-9]*; do s=; g=; read -r _ _ s _ g _ <"$p/stat" 2>/dev/null; [ "$g" = "$1" ] && [ "$s" != Z ] && n=$((n+1)); done; }',
+  'for i in 1 2 3 4 5 6 7 8 9 10; do c "$1"; [ "$n" = 0 ] && break; kill -9 -"$1" 2>/dev/null; sleep 0.1 2>/dev/null || sleep 1; done',
+  'printf "%s\\n" "$n"',
+].join('\n');
+
+const GROUP_LINE = /^eksf-(pgid|pid) (\d{1,10})\n/;
 
 class ProgressTap extends Transform {
   last = Date.now();
@@ -88,6 +132,7 @@ export async function runExec<T>(opts: RunExecOptions<T>): Promise<ExecOutcome<T
     argv: opts.argv,
     exitCode: null,
     notFound: false,
+    wrapped: opts.wrapped,
     stdoutBytes: 0,
     stderrBytes: 0,
     stderr: '',
@@ -141,9 +186,25 @@ export async function runExec<T>(opts: RunExecOptions<T>): Promise<ExecOutcome<T
   session.stdout.pipe(tap).pipe(out);
   const errParts: Buffer[] = [];
   let errKept = 0;
-  session.stderr.on('data', (c: Buffer) => {
+  let head: Buffer | undefined = opts.wrapped ? Buffer.alloc(0) : undefined;
+  session.stderr.on('data', (chunk: Buffer) => {
     tap.last = Date.now();
-    outcome.stderrBytes += c.length;
+    outcome.stderrBytes += chunk.length;
+    let c = chunk;
+    if (head) {
+      // the wrapper's first line comes before anything the command can write
+      head = Buffer.concat([head, c]);
+      const m = GROUP_LINE.exec(head.subarray(0, 40).toString('latin1'));
+      if (m) {
+        const n = Number(m[2]);
+        outcome.group = m[1] === 'pgid' ? { pgid: n, pid: n } : { pid: n };
+        c = head.subarray(m[0].length);
+        head = undefined;
+      } else if (head.length >= 40 || head.includes(0x0a)) {
+        c = head;
+        head = undefined;
+      } else return;
+    }
     if (errKept < STDERR_EXCERPT_BYTES) {
       const part = c.subarray(0, STDERR_EXCERPT_BYTES - errKept);
       errParts.push(part);
@@ -160,6 +221,7 @@ export async function runExec<T>(opts: RunExecOptions<T>): Promise<ExecOutcome<T
     () => {
       if (out.readableLength > 0 || out.writableLength > 0) tap.last = Date.now();
       if (Date.now() - tap.last > opts.noProgressMs) {
+        outcome.stoppedBy = outcome.stoppedBy ?? 'watchdog';
         session.abort(new TimeoutError(`no output for ${opts.noProgressMs} ms (no-progress watchdog)`));
       }
     },
@@ -176,6 +238,7 @@ export async function runExec<T>(opts: RunExecOptions<T>): Promise<ExecOutcome<T
     outcome.consumerError = describe(err).message;
   }
   if (!out.readableEnded) {
+    outcome.stoppedBy = outcome.stoppedBy ?? 'receiver';
     session.abort(new Error('receiver stopped reading (limit reached or stream rejected)'));
     out.resume();
   }

@@ -89,6 +89,7 @@ export type {
   ProgressEvent,
   ProgressTarget,
   ResolvedTarget,
+  TargetReason,
   TargetReport,
   TargetStatus,
 } from './types.js';

@@ -166,23 +166,29 @@ export function tarArgv(paths: readonly string[]): string[] {
 /**
  * Listing script. Positional args: pairs `maxDepth root`. Output: NUL-separated records; a record
  * starting with `/` is a path, `T<t>` sets the type of the paths that follow (`f`, `d`, `l`, `o`,
- * `?` = unknown). With `find`, one pass per type when `typed`, else one untyped pass.
+ * `?` = unknown), `R<i>` starts the i-th root and `Q<i>:<rc>` ends it with find's exit code (a
+ * path always starts with `/`, so names cannot forge these). Roots that do not exist are empty.
+ * With `find`, one pass per type when `typed`, else one untyped pass.
  */
 export function listingScript(kind: 'find' | 'find-typed' | 'shell'): string {
+  const each = (body: string[]) => [
+    'i=0; while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; printf "R%s\\0" "$i"; rc=0',
+    '  if [ -e "$r" ] || [ -L "$r" ]; then',
+    ...body.map((l) => `    ${l}`),
+    '  fi; printf "Q%s:%s\\0" "$i" "$rc"; i=$((i+1)); done',
+    'exit 0',
+  ];
   if (kind === 'find') {
-    return [
-      'printf "T?\\0"',
-      'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; find "$r" -xdev -maxdepth "$d" -print0 2>/dev/null; done',
-    ].join('\n');
+    return ['printf "T?\\0"', ...each(['find "$r" -xdev -maxdepth "$d" -print0 2>/dev/null || rc=$?'])].join(
+      '\n',
+    );
   }
   if (kind === 'find-typed') {
-    return [
-      'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2',
-      '  printf "Tf\\0"; find "$r" -xdev -maxdepth "$d" -type f -print0 2>/dev/null',
-      '  printf "Td\\0"; find "$r" -xdev -maxdepth "$d" -type d -print0 2>/dev/null',
-      '  printf "Tl\\0"; find "$r" -xdev -maxdepth "$d" -type l -print0 2>/dev/null',
-      'done',
-    ].join('\n');
+    return each([
+      'printf "Tf\\0"; find "$r" -xdev -maxdepth "$d" -type f -print0 2>/dev/null || rc=$?',
+      'printf "Td\\0"; find "$r" -xdev -maxdepth "$d" -type d -print0 2>/dev/null || rc=$?',
+      'printf "Tl\\0"; find "$r" -xdev -maxdepth "$d" -type l -print0 2>/dev/null || rc=$?',
+    ]).join('\n');
   }
   return [
     't() { if [ -L "$1" ]; then printf "Tl\\0%s\\0" "$1"; return 1',
@@ -190,8 +196,7 @@ export function listingScript(kind: 'find' | 'find-typed' | 'shell'): string {
     '  elif [ -f "$1" ]; then printf "Tf\\0%s\\0" "$1"; return 1',
     '  elif [ -e "$1" ]; then printf "To\\0%s\\0" "$1"; return 1; fi; return 1; }',
     'w() { for x in "$1"/* "$1"/.[!.]* "$1"/..?*; do t "$x" && [ "$2" -gt 0 ] && w "$x" $(($2-1)); done; }',
-    'while [ "$#" -ge 2 ]; do d=$1; r=$2; shift 2; t "$r" && [ "$d" -gt 0 ] && w "$r" $((d-1)); done',
-    'exit 0',
+    ...each(['t "$r" && [ "$d" -gt 0 ] && w "$r" $((d-1))']),
   ].join('\n');
 }
 

@@ -167,10 +167,12 @@ export async function receiveTar(
       const normal = name.replace(/^\.\//, '');
       if (name.startsWith('/')) item.flags.push('absolute-name');
       if (normal.split('/').includes('..')) item.flags.push('dot-dot-name');
-      if ([...name].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\x7f')) {
+      const req = expected.get(normal.replace(/\/$/, ''));
+      // a name the collector asked for is not suspicious for holding control bytes (a terminal
+      // escape in a file name is evidence, not an attack on the receiver): only unasked names are
+      if (req === undefined && [...name].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\x7f')) {
         item.flags.push('control-characters-in-name');
       }
-      const req = expected.get(normal.replace(/\/$/, ''));
       if (
         req !== undefined &&
         !item.flags.includes('dot-dot-name') &&

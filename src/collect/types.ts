@@ -133,6 +133,10 @@ export interface ExecCapture {
   truncated: boolean;
   /** Why the exec did not complete, when it did not. */
   error?: string | undefined;
+  /** The collector's decision on this output (the same one it records for exec artifacts). */
+  status: 'complete' | 'truncated' | 'failed';
+  /** Why it is not complete. */
+  reason?: string | undefined;
 }
 
 /** Options of one exec made through the context. */
@@ -159,6 +163,11 @@ export interface ContextArtifactMeta {
   contentType?: string | undefined;
   /** Extra facts for the manifest. */
   details?: Record<string, unknown> | undefined;
+  /**
+   * The `exec()` captures the bytes were made from: the artifact then inherits their worst
+   * status instead of being recorded complete.
+   */
+  from?: readonly ExecCapture[] | undefined;
 }
 
 /** What a profile's collect step receives. Paths are relative to the container's folder in the bundle. */
@@ -249,6 +258,22 @@ export interface ArtifactCounts {
   skipped: number;
 }
 
+/** One reason of a target report. */
+export interface TargetReason {
+  /**
+   * Stable code: `pod-not-found`, `container-not-found`, `container-not-running`, `pod-unreadable`,
+   * `exec-denied`, `no-shell`, `degraded`, `exec-error`, `exec-exit-code`, `watchdog`, `timeout`,
+   * `aborted`, `cap`, `budget`, `stream-rejected`, `listing-root-truncated`, `artifact-failed`,
+   * `artifact-truncated`, `volatile-anomaly`, `cleanup-not-guaranteed`, `phase-failed`,
+   * `profile-failed`, `ephemeral`, `target-timeout`, `finalize-failed`.
+   */
+  readonly code: string;
+  /** One line for people. */
+  readonly text: string;
+  /** Bundle path of the artifact concerned. */
+  readonly artifact?: string | undefined;
+}
+
 /** The report of one target. */
 export interface TargetReport {
   /** Namespace, pod, container. */
@@ -257,6 +282,8 @@ export interface TargetReport {
   status: TargetStatus;
   /** Why it is not complete (one line each). */
   reasons: string[];
+  /** The same reasons with a stable code (and the artifact concerned): decide on `code`, never on the text. */
+  reasonDetails: TargetReason[];
   /** How bytes were taken out. */
   strategy: Strategy;
   /** True when the container has no usable shell: only API state was acquired. */

@@ -121,7 +121,7 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
       .filter((e) => e.type === 'artifact-started')
       .map((e) => (e as { path: string }).path);
     const firstProc = order.findIndex((p) => p.includes('/proc/'));
-    const firstListing = order.findIndex((p) => p.endsWith('files/listing.raw'));
+    const firstListing = order.findIndex((p) => /files\/listing\/\d+\.raw$/.test(p));
     const firstContent = order.findIndex((p) => /files\/content-/.test(p));
     expect(order.indexOf('pod/pod.json')).toBeLessThan(firstProc);
     expect(firstProc).toBeLessThan(firstListing);

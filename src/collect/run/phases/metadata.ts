@@ -1,0 +1,300 @@
+/**
+ * Phase 4, file metadata: every listing root by its own exec and budget (see listing-plan.ts),
+ * then `stat` batches, then the bodyfile and findings, derived from all of them: if any listing
+ * or stat exec is not complete, neither is the bodyfile, and its reason names the roots.
+ */
+
+import type { Readable } from 'node:stream';
+import {
+  applyStatOutput,
+  type ListedEntry,
+  metadataFindings,
+  parseListing,
+  renderBodyfile,
+} from '../../listing.js';
+import type { FileItem } from '../../schema.js';
+import { batchByChars, listingArgv, statArgv } from '../../scripts.js';
+import { frameVerdict, type Received } from '../door.js';
+import { type PhaseEnv, shellOf } from '../env.js';
+import { planListing, type RootBudget, rootBudget } from '../listing-plan.js';
+import { reason } from '../reasons.js';
+import { derivedVerdict, type Verdict } from '../verdict.js';
+import { rootPrefix } from '../view.js';
+
+/** What one root's listing gave. */
+export interface RootRecord {
+  root: string;
+  depth: number;
+  artifact: string;
+  status: Verdict['status'];
+  entries: number;
+  reason?: string | undefined;
+}
+
+/** Result of the metadata phase: the entries, and the verdicts the content phase inherits from. */
+export interface MetadataResult {
+  entries: Map<string, ListedEntry>;
+  roots: RootRecord[];
+  verdicts: Verdict[];
+}
+
+/** What one root of a listing exec gave. */
+interface RootOutput {
+  raw: Buffer;
+  closed: boolean;
+  rc: number | null;
+  cut?: string | undefined;
+}
+
+/**
+ * Splits a listing stream by root markers, enforcing each root's budget (entries, bytes, time).
+ * Stops the exec when a root spends its budget; the roots after it are left for the next exec.
+ */
+async function receiveRoots(
+  parse: Readable,
+  stop: () => void,
+  count: number,
+  budget: RootBudget,
+): Promise<Received<RootOutput[]>> {
+  const out: RootOutput[] = [];
+  let cur: { i: number; parts: Buffer[]; bytes: number; entries: number; started: number } | undefined;
+  let carry: Buffer = Buffer.alloc(0);
+  let stopped = false;
+  const finish = (closed: boolean, rc: number | null, cut?: string) => {
+    if (!cur) return;
+    out[cur.i] = { raw: Buffer.concat(cur.parts), closed, rc, ...(cut ? { cut } : {}) };
+    cur = undefined;
+  };
+  const halt = (why: string) => {
+    finish(false, null, why);
+    stopped = true;
+    stop();
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => halt(`no end after ${budget.timeMs} ms`), budget.timeMs);
+    timer.unref?.();
+  };
+  try {
+    for await (const chunk of parse) {
+      if (stopped) break;
+      let buf = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+      let at = 0;
+      for (let nul = buf.indexOf(0, at); nul >= 0 && !stopped; nul = buf.indexOf(0, at)) {
+        const rec = buf.subarray(at, nul + 1);
+        at = nul + 1;
+        const text = rec.length < 24 ? rec.toString('latin1', 0, rec.length - 1) : '';
+        const start = /^R(\d{1,6})$/.exec(text);
+        const end = /^Q(\d{1,6}):(\d{1,3})$/.exec(text);
+        if (start) {
+          finish(false, null);
+          const i = Number(start[1]);
+          if (i >= count || out[i]) continue;
+          cur = { i, parts: [], bytes: 0, entries: 0, started: Date.now() };
+          arm();
+        } else if (end && cur && Number(end[1]) === cur.i) {
+          finish(true, Number(end[2]));
+          clearTimeout(timer);
+        } else if (cur) {
+          if (rec[0] === 0x2f) cur.entries++;
+          cur.bytes += rec.length;
+          if (cur.entries > budget.entries) halt(`more than ${budget.entries} entries`);
+          else if (cur.bytes > budget.bytes) halt(`more than ${budget.bytes} bytes`);
+          else cur.parts.push(Buffer.from(rec));
+        }
+      }
+      carry = stopped ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+      buf = Buffer.alloc(0);
+      if (cur && carry.length > budget.bytes) halt(`a record longer than ${budget.bytes} bytes`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  finish(false, null);
+  return { value: out };
+}
+
+/** Lists and stats the roots of the `file` items. */
+export async function metadataPhase(
+  env: PhaseEnv,
+  items: readonly { profile: string; item: FileItem }[],
+  containerStartedAt: number | undefined,
+): Promise<MetadataResult | undefined> {
+  if (items.length === 0) return undefined;
+  const prefix = rootPrefix(env.view);
+  const plan = planListing(
+    items.flatMap(({ item }) => item.paths.map((pattern) => ({ pattern, maxDepth: item.maxDepth ?? 8 }))),
+  );
+  const kind =
+    env.strategy.listing === 'find-stat' ? 'find' : env.strategy.listing === 'find' ? 'find-typed' : 'shell';
+  const shell = shellOf(env);
+  const src = {
+    kind: 'listing',
+    profile: [...new Set(items.map((i) => i.profile))].join(','),
+    item: 'file-items',
+  };
+  const budget = rootBudget(env.limits);
+  const entries = new Map<string, ListedEntry>();
+  const roots: RootRecord[] = [];
+  const verdicts: Verdict[] = [];
+  let rejected = 0;
+  const jobs: { label: string; root: string; depth: number }[] = [];
+  for (const p of plan.pinned) jobs.push({ label: p, root: `${prefix}${p}`, depth: 0 });
+  for (const r of plan.roots) jobs.push({ label: r.root, root: `${prefix}${r.root}`, depth: r.depth });
+  // one exec lists every root still to do; a root that spends its budget ends that exec, and the
+  // next exec starts with the roots after it: a flood costs one exec, never another root
+  let todo = jobs.map((_, i) => i);
+  let execs = 0;
+  while (todo.length > 0 && !env.signal.aborted) {
+    const batch = todo;
+    const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
+    const argv = listingArgv(
+      shell,
+      kind,
+      batch.map((i) => ({ root: jobs[i]?.root as string, maxDepth: jobs[i]?.depth ?? 0 })),
+    );
+    const res = await env.door.toArtifact({
+      step: 'listing',
+      argv,
+      path,
+      timeoutMs: Math.min(env.limits.execTimeoutMs, budget.timeMs * batch.length),
+      meta: env.meta(src, {
+        contentType: 'application/octet-stream',
+        details: { roots: batch.map((i) => jobs[i]?.label), budgetPerRoot: budget },
+      }),
+      receive: (parse, stop) => receiveRoots(parse, stop, batch.length, budget),
+    });
+    const got = res.value ?? [];
+    const stoppedByUs = res.outcome.stoppedBy === 'receiver';
+    let progressed = false;
+    const next: number[] = [];
+    for (const [k, jobIndex] of batch.entries()) {
+      const job = jobs[jobIndex] as (typeof jobs)[number];
+      const r = got[k];
+      if (!r) {
+        next.push(jobIndex);
+        continue;
+      }
+      progressed = true;
+      const parsed = parseListing(r.raw, prefix, budget.entries);
+      let n = 0;
+      for (const e of parsed.entries) {
+        if (entries.has(e.path)) continue;
+        entries.set(e.path, e);
+        n++;
+      }
+      rejected += parsed.rejected;
+      // a root that closed before we stopped the exec is judged on its own end marker; one that
+      // closed in an exec that then failed shares the exec's verdict
+      const own = frameVerdict(
+        {
+          rc: r.rc,
+          closed: r.closed,
+          bytes: r.raw.length,
+          ...(r.cut || parsed.capped
+            ? {
+                findings: [
+                  {
+                    status: 'truncated' as const,
+                    code: 'listing-root-truncated' as const,
+                    text: `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
+                  },
+                ],
+              }
+            : {}),
+        },
+        path,
+      );
+      const v = r.closed && stoppedByUs ? own : derivedVerdict([own, res.verdict]);
+      verdicts.push(v);
+      const why = v.status === 'complete' ? undefined : v.reasons.map((x) => x.text).join('; ');
+      roots.push({
+        root: job.label,
+        depth: job.depth,
+        artifact: path,
+        status: v.status,
+        entries: n,
+        reason: why,
+      });
+      if (why)
+        env.reasons.add(
+          reason('listing-root-truncated', `listing of ${job.label} is ${v.status}: ${why}`, path),
+        );
+    }
+    if (!progressed) {
+      // the exec gave nothing for any root: no point in asking again
+      for (const jobIndex of next) {
+        const job = jobs[jobIndex] as (typeof jobs)[number];
+        verdicts.push(res.verdict);
+        const why = res.verdict.reasons.map((x) => x.text).join('; ') || 'not listed';
+        roots.push({
+          root: job.label,
+          depth: job.depth,
+          artifact: path,
+          status: res.verdict.status === 'complete' ? 'failed' : res.verdict.status,
+          entries: 0,
+          reason: why,
+        });
+        env.reasons.add(reason('listing-root-truncated', `listing of ${job.label} failed: ${why}`, path));
+      }
+      break;
+    }
+    todo = next;
+  }
+  const statVerdicts: Verdict[] = [];
+  if (env.strategy.stat) {
+    const wanted = [...entries.values()].filter((e) => e.requestable);
+    const batches = batchByChars(wanted, (e) => `${prefix}${e.path}`, env.limits.maxArgvChars);
+    for (const [bi, batch] of batches.entries()) {
+      if (env.signal.aborted) break;
+      const expected = batch.map((entry) => ({ full: `${prefix}${entry.path}`, entry }));
+      const sargv = statArgv(expected.map((x) => x.full));
+      const res = await env.door.toArtifact({
+        step: `stat-${bi}`,
+        argv: sargv,
+        path: env.c(`files/stat-${String(bi).padStart(3, '0')}.raw`),
+        maxBytes: 16 * 1024 * 1024,
+        meta: env.meta(src, {
+          argv: ['stat', '-c', sargv[2] as string, '--', `<${expected.length} listed paths>`],
+          contentType: 'text/plain',
+        }),
+        receive: async (parse) => {
+          const parts: Buffer[] = [];
+          for await (const c of parse) parts.push(Buffer.from(c as Buffer));
+          return { value: Buffer.concat(parts).toString('utf8') };
+        },
+      });
+      if (res.value) applyStatOutput(res.value, expected);
+      statVerdicts.push(res.verdict);
+      if (res.verdict.status !== 'complete') for (const r of res.verdict.reasons) env.reasons.add(r);
+    }
+  }
+  const list = [...entries.values()];
+  const inputs = [...verdicts, ...statVerdicts];
+  const cut = roots.filter((r) => r.status !== 'complete');
+  await env.store.derived(
+    env.c('files/bodyfile.txt'),
+    renderBodyfile(list),
+    env.meta(src, {
+      contentType: 'text/plain',
+      details: {
+        entries: list.length,
+        rejectedRecords: rejected,
+        listing: env.strategy.listing,
+        roots,
+        ...(cut.length ? { incompleteRoots: cut.map((r) => r.root) } : {}),
+      },
+    }),
+    inputs,
+  );
+  if (env.strategy.stat) {
+    await env.store.derived(
+      env.c('files/findings.json'),
+      `${JSON.stringify(metadataFindings(list, containerStartedAt), null, 2)}\n`,
+      env.meta(src, { contentType: 'application/json' }),
+      inputs,
+    );
+  }
+  return { entries, roots, verdicts: inputs };
+}

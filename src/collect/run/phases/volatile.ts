@@ -1,0 +1,435 @@
+/**
+ * Phase 3, volatile state: command items, then /proc (system files, per-process fields, links)
+ * in one framed exec, then bytes of deleted or suspicious executables and deleted fds. Each frame
+ * is stored with its own verdict; the process table is derived from the whole exec.
+ */
+import { Readable } from 'node:stream';
+import type { ArtifactRecord } from '../../../evidence/index.js';
+import { demuxFrames, newFrameKey } from '../../frames.js';
+import type { ProcItem } from '../../schema.js';
+import { batchByChars, procBytesArgv, type ReadMode, volatileArgv } from '../../scripts.js';
+import { type EnvironMode, transformEnviron } from '../../sensitive.js';
+import { afterExec, frameVerdict } from '../door.js';
+import { type PhaseEnv, shellOf } from '../env.js';
+import { reason } from '../reasons.js';
+import type { ReceiverFinding, Verdict } from '../verdict.js';
+
+const WRITABLE_EXE = /^(\/tmp\/|\/var\/tmp\/|\/dev\/shm\/|\/run\/|\/home\/|\/root\/|memfd:)/;
+const PID = /^\d{1,10}$/;
+
+/** How /proc is read with the strategy in force. */
+export function readModeOf(env: PhaseEnv): ReadMode {
+  if (env.strategy.volatile === 'builtins') return 'builtins';
+  return env.strategy.headCap ? 'head' : 'cat';
+}
+
+interface Proc {
+  cmdline?: string;
+  status?: string;
+  comm?: string;
+  links: Record<string, string>;
+  fds: Record<string, string>;
+  ns: Record<string, string>;
+}
+
+type Src = { kind: string; profile?: string; item?: string };
+
+/** Reads /proc for the `proc` items of all profiles. */
+export async function procStep(
+  env: PhaseEnv,
+  items: readonly { profile: string; item: ProcItem }[],
+): Promise<void> {
+  if (items.length === 0) return;
+  const files = [...new Set(items.flatMap((x) => x.item.files ?? []))];
+  const per = items.map((x) => x.item.perProcess).filter((p) => p !== undefined);
+  const fields = [...new Set(per.flatMap((p) => p.fields))];
+  const links = per.some((p) => p.links ?? true);
+  const environ: EnvironMode = per.find((p) => p.environ)?.environ ?? 'hash';
+  const exeMode = per.find((p) => p.exe)?.exe ?? 'deleted';
+  const maxExe = Math.max(0, ...per.map((p) => p.maxExeBytes ?? 20 * 1024 * 1024));
+  const maxProcs = Math.max(1, ...per.map((p) => p.maxProcesses ?? 2000));
+  const cap = Math.max(...items.map((x) => x.item.maxBytesPerFile ?? 4 * 1024 * 1024));
+  const profile = [...new Set(items.map((x) => x.profile))].join(',');
+  const src: Src = { kind: 'proc', profile, item: items.map((x) => x.item.id).join(',') };
+  const mode = readModeOf(env);
+  const argv = volatileArgv({
+    shell: shellOf(env),
+    mode,
+    readlink: env.strategy.readlink,
+    procBase: env.view.fs.procBase,
+    capPerFile: cap,
+    maxProcesses: per.length ? maxProcs : 0,
+    fields: per.length ? fields : [],
+    links: per.length > 0 && links,
+    globalFiles: files,
+  });
+  const key = newFrameKey();
+  const procs = new Map<string, Proc>();
+  const proc = (pid: string) => {
+    let p = procs.get(pid);
+    if (!p) {
+      p = { links: {}, fds: {}, ns: {} };
+      procs.set(pid, p);
+    }
+    return p;
+  };
+  let selfPid: string | undefined;
+  const anomalies: string[] = [];
+  const findings: ReceiverFinding[] = [];
+  let frames = 0;
+  const pending: Promise<ArtifactRecord>[] = [];
+  const res = await env.door.stream({ step: 'volatile', argv, stdin: `${key}\n` }, async (stdout, exec) => {
+    let cur: { header: string[]; parts: Buffer[]; len: number; over: boolean } | undefined;
+    for await (const ev of demuxFrames(stdout, key)) {
+      if (ev.type === 'error') {
+        anomalies.push(`framing: ${ev.reason} at byte ${ev.offset}`);
+        findings.push({ status: 'failed', code: 'stream-rejected', text: `volatile stream: ${ev.reason}` });
+        break;
+      }
+      if (ev.type === 'begin') {
+        if (!env.budget.takeEntry() || ++frames > env.limits.maxEntriesPerArtifact) {
+          anomalies.push('entry cap reached: stopped reading /proc');
+          findings.push({
+            status: 'truncated',
+            code: 'budget',
+            text: 'entry cap reached: stopped reading /proc',
+          });
+          break;
+        }
+        cur = { header: ev.header, parts: [], len: 0, over: false };
+        continue;
+      }
+      if (!cur) continue;
+      if (ev.type === 'data') {
+        if (!env.budget.takeBytes(ev.chunk.length)) {
+          anomalies.push('byte budget exhausted during /proc read');
+          findings.push({
+            status: 'truncated',
+            code: 'budget',
+            text: 'byte budget exhausted during /proc read',
+          });
+          break;
+        }
+        if (cur.len + ev.chunk.length > cap) {
+          cur.parts.push(Buffer.from(ev.chunk.subarray(0, Math.max(0, cap - cur.len))));
+          cur.len = cap;
+          cur.over = true;
+        } else {
+          cur.parts.push(Buffer.from(ev.chunk));
+          cur.len += ev.chunk.length;
+        }
+        continue;
+      }
+      const h = cur.header;
+      const body = Buffer.concat(cur.parts);
+      // /proc files are capped in the container by design: a frame at the cap is truncated
+      const v = (path: string) =>
+        frameVerdict(
+          {
+            rc: ev.rc,
+            closed: true,
+            bytes: body.length,
+            ...(cur?.over || body.length >= cap
+              ? { cut: { code: 'cap' as const, text: `per-file cap of ${cap} bytes` } }
+              : {}),
+          },
+          path,
+        );
+      const over = cur.over;
+      cur = undefined;
+      void over;
+      if (h[0] === 'S' && h.length === 2) {
+        selfPid = PID.test(body.toString()) ? body.toString() : undefined;
+      } else if (h[0] === 'G' && h.length === 2 && files.includes(h[1] ?? '')) {
+        const path = env.c(`proc/system/${h[1]}`);
+        if (ev.rc !== 0 && body.length === 0)
+          await env.store.record(path, 'skipped', `not readable (rc ${ev.rc})`, env.meta(src));
+        else pending.push(env.store.frameFromExec(path, body, env.meta(src), afterExec(v(path), exec)));
+      } else if (
+        h[0] === 'P' &&
+        h.length === 3 &&
+        PID.test(h[1] ?? '') &&
+        fields.includes(h[2] as (typeof fields)[number])
+      ) {
+        const pid = h[1] as string;
+        const field = h[2] as string;
+        const p = proc(pid);
+        if (field === 'cmdline') p.cmdline = body.toString('utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
+        if (field === 'status') p.status = body.toString('utf8').slice(0, 65536);
+        if (field === 'comm') p.comm = body.toString('utf8').trim();
+        // a process that exited between listing and reading: nothing to store
+        if (ev.rc !== 0 && body.length === 0) continue;
+        if (field === 'environ') {
+          const path = env.c(`proc/${pid}/environ.json`);
+          const vars = transformEnviron(body, environ);
+          pending.push(
+            env.store.frameFromExec(
+              path,
+              `${JSON.stringify({ mode: environ, variables: vars }, null, 2)}\n`,
+              env.meta(src, { contentType: 'application/json' }),
+              afterExec(v(path), exec),
+            ),
+          );
+        } else {
+          const path = env.c(`proc/${pid}/${field.replace('/', '_')}`);
+          pending.push(env.store.frameFromExec(path, body, env.meta(src), afterExec(v(path), exec)));
+        }
+      } else if (
+        h[0] === 'L' &&
+        h.length === 3 &&
+        PID.test(h[1] ?? '') &&
+        ['exe', 'cwd', 'root'].includes(h[2] ?? '')
+      ) {
+        if (body.length)
+          proc(h[1] as string).links[h[2] as string] = body.toString('utf8').replace(/\n$/, '');
+      } else if (
+        h[0] === 'D' &&
+        h.length === 3 &&
+        PID.test(h[1] ?? '') &&
+        ['fd', 'ns'].includes(h[2] ?? '')
+      ) {
+        const p = proc(h[1] as string);
+        const parts = body.toString('utf8').split('\0');
+        for (let i = 0; i + 1 < parts.length; i += 2) {
+          const name = parts[i] as string;
+          if (!/^[0-9a-z_]{1,32}$/.test(name)) continue;
+          (h[2] === 'fd' ? p.fds : p.ns)[name] = (parts[i + 1] as string).replace(/\n$/, '');
+        }
+      } else if (h[0] === 'M') {
+        anomalies.push(`more than ${maxProcs} processes: the rest were not read`);
+        findings.push({
+          status: 'truncated',
+          code: 'cap',
+          text: `more than ${maxProcs} processes: the rest were not read`,
+        });
+      } else {
+        anomalies.push(`unexpected frame header ${JSON.stringify(h.join(' ').slice(0, 100))}`);
+        findings.push({
+          status: 'failed',
+          code: 'stream-rejected',
+          text: 'unexpected frame header in the volatile stream',
+        });
+      }
+    }
+    return { value: undefined, findings };
+  });
+  await Promise.all(pending);
+  for (const a of anomalies) env.reasons.add(reason('volatile-anomaly', `volatile: ${a}`));
+  if (res.verdict.status !== 'complete') for (const r of res.verdict.reasons) env.reasons.add(r);
+  const table = processTable(procs, selfPid);
+  if (per.length > 0) {
+    await env.store.derived(
+      env.c('proc/processes.json'),
+      `${JSON.stringify({ collectorShellPid: selfPid ? Number(selfPid) : undefined, processes: table }, null, 2)}\n`,
+      env.meta(src, {
+        argv,
+        contentType: 'application/json',
+        ...(anomalies.length ? { details: { anomalies } } : {}),
+      }),
+      [res.verdict],
+    );
+  }
+  if (exeMode === 'none' || maxExe === 0 || per.length === 0) return;
+  if (mode === 'builtins') {
+    if (table.some((r) => r.exeDeleted))
+      env.reasons.add(
+        reason('degraded', 'deleted executables present but not recoverable with shell builtins only'),
+      );
+    return;
+  }
+  const rels = processBytesWanted(table, exeMode);
+  for (const batch of batchByChars(rels, (r) => r, env.limits.maxArgvChars))
+    await procBytes(env, batch, maxExe, mode, src, table);
+}
+
+interface ProcRow {
+  pid: number;
+  ppid?: number | undefined;
+  name?: string | undefined;
+  uid?: string | undefined;
+  state?: string | undefined;
+  cmdline?: string | undefined;
+  exe?: string | undefined;
+  exeDeleted: boolean;
+  cwd?: string | undefined;
+  root?: string | undefined;
+  fds: Record<string, string>;
+  ns: Record<string, string>;
+  collector: boolean;
+}
+
+function processTable(procs: Map<string, Proc>, selfPid: string | undefined): ProcRow[] {
+  const table: ProcRow[] = [];
+  for (const [pid, p] of [...procs].sort((a, b) => Number(a[0]) - Number(b[0]))) {
+    const st = (k: string) => p.status?.match(new RegExp(`^${k}:\\s*(.*)$`, 'm'))?.[1]?.trim();
+    const exe = p.links.exe;
+    table.push({
+      pid: Number(pid),
+      ppid: st('PPid') !== undefined ? Number(st('PPid')) : undefined,
+      name: st('Name') ?? p.comm,
+      uid: st('Uid')?.split(/\s+/)[0],
+      state: st('State'),
+      cmdline: p.cmdline,
+      exe,
+      exeDeleted: exe?.endsWith(' (deleted)') ?? false,
+      cwd: p.links.cwd,
+      root: p.links.root,
+      fds: p.fds,
+      ns: p.ns,
+      collector: pid === selfPid,
+    });
+  }
+  return table;
+}
+
+function processBytesWanted(table: readonly ProcRow[], exeMode: string): string[] {
+  const rels: string[] = [];
+  const seen = new Set<string>();
+  for (const r of table) {
+    if (r.collector) continue;
+    const exe = r.exe;
+    if (exe) {
+      const want =
+        exeMode === 'all' || exe.endsWith(' (deleted)') || (exeMode === 'writable' && WRITABLE_EXE.test(exe));
+      if (want && !seen.has(exe)) {
+        seen.add(exe);
+        rels.push(`${r.pid}/exe`);
+      }
+    }
+    for (const [fd, target] of Object.entries(r.fds)) {
+      if (!/^\d+$/.test(fd)) continue;
+      if (
+        (target.startsWith('memfd:') || (target.endsWith(' (deleted)') && !target.startsWith('/dev/'))) &&
+        !seen.has(`${r.pid}:${target}`)
+      ) {
+        seen.add(`${r.pid}:${target}`);
+        rels.push(`${r.pid}/fd/${fd}`);
+      }
+    }
+  }
+  return rels;
+}
+
+async function procBytes(
+  env: PhaseEnv,
+  rels: readonly string[],
+  cap: number,
+  mode: ReadMode,
+  src: Src,
+  table: readonly ProcRow[],
+): Promise<void> {
+  const argv = procBytesArgv(shellOf(env), mode, env.view.fs.procBase, cap, rels);
+  const key = newFrameKey();
+  const anomalies: string[] = [];
+  const findings: ReceiverFinding[] = [];
+  const pending: Promise<ArtifactRecord>[] = [];
+  const res = await env.door.stream(
+    { step: 'process-bytes', argv, stdin: `${key}\n` },
+    async (stdout, exec) => {
+      let cur:
+        | {
+            stream: Readable;
+            len: number;
+            rec: Promise<ArtifactRecord>;
+            settle: (v: Verdict) => void;
+            path: string;
+          }
+        | undefined;
+      const close = (closed: boolean, rc: number | null | undefined) => {
+        if (!cur) return;
+        const c = cur;
+        c.settle(
+          frameVerdict(
+            {
+              rc,
+              closed,
+              bytes: c.len,
+              ...(c.len >= cap
+                ? {
+                    cut: {
+                      code: 'cap' as const,
+                      text: `capped at ${cap} bytes (UAC-style cap for process images)`,
+                    },
+                  }
+                : {}),
+            },
+            c.path,
+          ),
+        );
+        c.stream.push(null);
+      };
+      for await (const ev of demuxFrames(stdout, key)) {
+        if (ev.type === 'error') {
+          anomalies.push(ev.reason);
+          findings.push({ status: 'failed', code: 'stream-rejected', text: `process bytes: ${ev.reason}` });
+          close(false, null);
+          cur = undefined;
+          break;
+        }
+        if (ev.type === 'begin') {
+          const rel = ev.header[0] === 'X' && ev.header.length === 2 ? (ev.header[1] ?? '') : '';
+          if (!rels.includes(rel)) {
+            anomalies.push('unexpected frame');
+            findings.push({
+              status: 'failed',
+              code: 'stream-rejected',
+              text: 'unexpected frame in the process-bytes stream',
+            });
+            break;
+          }
+          const stream = new Readable({ read() {} });
+          const row = table.find((r) => String(r.pid) === rel.split('/')[0]);
+          const name = rel.endsWith('/exe')
+            ? `proc/${rel.split('/')[0]}/exe.bin`
+            : `proc/${rel.replace('/fd/', '/fd-')}.bin`;
+          const path = env.c(name);
+          let settle!: (v: Verdict) => void;
+          const verdict = new Promise<Verdict>((r) => {
+            settle = r;
+          });
+          const rec = env.store.fromExec(
+            path,
+            stream,
+            env.meta(src, {
+              argv,
+              contentType: 'application/octet-stream',
+              details: {
+                process: row ? { pid: row.pid, exe: row.exe, cmdline: row.cmdline } : undefined,
+                cap,
+              },
+            }),
+            verdict.then((f) => afterExec(f, exec)),
+          );
+          pending.push(rec);
+          cur = { stream, len: 0, rec, settle, path };
+          continue;
+        }
+        if (!cur) continue;
+        if (ev.type === 'data') {
+          if (cur.len >= cap) continue;
+          const piece = ev.chunk.subarray(0, cap - cur.len);
+          if (!env.budget.takeBytes(piece.length)) {
+            findings.push({
+              status: 'truncated',
+              code: 'budget',
+              text: 'byte budget exhausted during process bytes',
+            });
+            close(false, null);
+            cur = undefined;
+            break;
+          }
+          cur.len += piece.length;
+          cur.stream.push(Buffer.from(piece));
+          continue;
+        }
+        close(true, ev.rc);
+        cur = undefined;
+      }
+      if (cur) close(false, null);
+      return { value: undefined, findings };
+    },
+  );
+  await Promise.all(pending);
+  if (res.verdict.status !== 'complete') for (const r of res.verdict.reasons) env.reasons.add(r);
+  for (const a of anomalies) env.reasons.add(reason('volatile-anomaly', `process bytes: ${a}`));
+}
