@@ -198,11 +198,13 @@ export class TarReader implements BundleReader {
     const top = this.placeName;
     const prefix = `${top}/`;
     const seen = new Set<string>();
+    const foreign = new Set<string>();
     const consume = (async () => {
       for await (const entry of ex) {
         const h = entry.header;
         const name = h.name;
         if (!name.startsWith(prefix)) {
+          foreign.add(name.split('/')[0] ?? '');
           if (!(h.type === 'directory' && name.replace(/\/+$/, '') === top)) {
             this.#scanProblems.push({
               code: 'path',
@@ -276,6 +278,13 @@ export class TarReader implements BundleReader {
       this.#scanError = e;
     }
     this.#fileSha = whole.digest('hex');
+    const [other] = foreign;
+    if (this.#entries.length === 0 && foreign.size === 1 && other) {
+      this.#scanProblems.unshift({
+        code: 'identity',
+        message: `the tar holds bundle ${JSON.stringify(other)} but its file name says ${JSON.stringify(top)}: a bundle copied to another acquisition's place`,
+      });
+    }
   }
 
   #ready(): Promise<void> {

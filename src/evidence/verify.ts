@@ -390,7 +390,8 @@ export async function verifyWithReader(
 
   const place = reader.placeName;
   const listed = await reader.list(problems);
-  for (const p of problems) if (p.code === 'unexpected' && p.path) unexpected.add(p.path);
+  for (const p of problems)
+    if ((p.code === 'unexpected' || p.code === 'path') && p.path) unexpected.add(p.path);
   const entries: BundleEntry[] = [];
   for (const e of listed) {
     if (isBundlePath(e.path)) entries.push(e);
