@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { hashFile } from './directory.js';
+import { TIMESTAMP_FILE } from './tsa.js';
 import { BUNDLE_FILES } from './types.js';
 import {
   type BundleEntry,
@@ -19,7 +20,6 @@ import {
   isBundlePath,
   nameInLocation,
   parseSidecar,
-  TIMESTAMP_FILE,
   TOO_LARGE,
   type VerifyProblem,
 } from './verify.js';

@@ -17,6 +17,24 @@ import {
   oid,
   parseDer,
 } from './der.js';
+import type { BundleInit, BundleWriter, EvidenceSink } from './types.js';
+
+/** Wraps a sink so that every bundle it opens is timestamped by `tsa` at finalize. */
+export class TimestampingSink implements EvidenceSink {
+  /** The wrapped sink's kind. */
+  readonly kind: string;
+  readonly #inner: EvidenceSink;
+  readonly #tsa: TimestampAuthority;
+  constructor(inner: EvidenceSink, tsa: TimestampAuthority) {
+    this.#inner = inner;
+    this.#tsa = tsa;
+    this.kind = inner.kind;
+  }
+  /** Opens a bundle on the wrapped sink with {@link BundleInit.timestamp} set. */
+  open(init: BundleInit = {}): Promise<BundleWriter> {
+    return this.#inner.open({ timestamp: this.#tsa, ...init });
+  }
+}
 
 /** Where and how to ask for an RFC 3161 timestamp of the manifest hash at finalize. */
 export interface TimestampAuthority {
@@ -51,6 +69,9 @@ export interface TimestampCheck {
   /** SHA-256 of that certificate (DER). */
   tsaCertificateSha256: string;
 }
+
+/** The file a bundle keeps its RFC 3161 reply in (DER TimeStampResp, `openssl ts -verify -in` reads it). */
+export const TIMESTAMP_FILE = 'timestamp.tsr';
 
 const OID = {
   signedData: '1.2.840.113549.1.7.2',
@@ -260,6 +281,14 @@ function parsePem(pems: readonly string[]): X509Certificate[] {
 const within = (cert: X509Certificate, at: Date) =>
   Date.parse(cert.validFrom) <= at.getTime() && at.getTime() <= Date.parse(cert.validTo);
 
+/** The SHA-256 imprint (hex) of a stored reply or token, without checking its signature; throws when malformed. */
+export function timestampImprint(data: Buffer): string {
+  const t = parseToken(data);
+  if (t.tst.imprintAlg !== OID.sha256)
+    throw new DerError(`the imprint uses ${t.tst.imprintAlg}, not SHA-256`);
+  return hex(t.tst.imprint);
+}
+
 /**
  * Checks a stored RFC 3161 reply or token: the message imprint is the SHA-256 manifest hash; the
  * CMS signature verifies with the signer certificate; that certificate is bound by the
@@ -409,7 +438,7 @@ export async function requestTimestamp(
   tsa: TimestampAuthority,
   sha256Hex: string,
   signal?: AbortSignal,
-): Promise<Buffer> {
+): Promise<{ reply: Buffer; genTime: string }> {
   let url: URL;
   try {
     url = new URL(tsa.url);
@@ -451,8 +480,10 @@ export async function requestTimestamp(
       { cause },
     );
   }
+  let genTime: string;
   try {
     const t = parseToken(reply);
+    genTime = t.tst.genTime.toISOString();
     const want = (nonce[0] as number) & 0x80 ? Buffer.concat([Buffer.from([0]), nonce]) : nonce;
     if (!t.tst.nonce?.equals(want))
       throw new DerError('the reply does not carry our nonce (replayed reply?)');
@@ -475,5 +506,5 @@ export async function requestTimestamp(
       );
     }
   }
-  return reply;
+  return { reply, genTime };
 }

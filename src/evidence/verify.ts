@@ -10,7 +10,7 @@ import type { ZodType } from 'zod';
 import { ConfigError } from '../errors.js';
 import { collisionKey, sanitizeBundlePath } from './paths.js';
 import { publicKeyFingerprint, sealPayload, toEd25519PublicKey, verifySeal } from './seal.js';
-import { type TimestampCheck, verifyTimestampToken } from './tsa.js';
+import { TIMESTAMP_FILE, type TimestampCheck, timestampImprint, verifyTimestampToken } from './tsa.js';
 import {
   type ArtifactRecord,
   BUNDLE_FILES,
@@ -210,9 +210,6 @@ export interface BundleReader {
   /** Object Lock state of the final files, read from the storage service. */
   objectLock?(finals: readonly string[]): Promise<ObjectLockFinding>;
 }
-
-/** The RFC 3161 token file a bundle may hold. */
-export const TIMESTAMP_FILE = 'timestamp.tsr';
 
 const FINALS = [BUNDLE_FILES.manifest, BUNDLE_FILES.custody, BUNDLE_FILES.seal] as const;
 const FINAL_SET = new Set<string>(FINALS);
@@ -701,6 +698,24 @@ export async function verifyWithReader(
       const tokenBytes = present.has(TIMESTAMP_FILE)
         ? await readBounded(TIMESTAMP_FILE, MAX_TOKEN_BYTES)
         : undefined;
+      if (tsaCerts.length === 0 && tokenBytes !== undefined && manifestSha256 !== undefined) {
+        // Not an anchor without a pinned TSA certificate, but a token over another hash is wrong.
+        let imprint: string;
+        try {
+          imprint = timestampImprint(tokenBytes);
+        } catch (e) {
+          imprint = `(unreadable: ${(e as Error).message})`;
+        }
+        if (imprint === manifestSha256) consistency.push('timestamp-imprint');
+        else {
+          modified.add(TIMESTAMP_FILE);
+          problems.push({
+            code: 'timestamp',
+            path: TIMESTAMP_FILE,
+            message: `timestamp.tsr is over ${imprint}, not this manifest (${manifestSha256})`,
+          });
+        }
+      }
       if (tsaCerts.length > 0) {
         if (tokenBytes === undefined) {
           if (!present.has(TIMESTAMP_FILE)) {
