@@ -171,7 +171,7 @@ export class TarReader implements BundleReader {
   readonly kind = 'tar';
   readonly location: string;
   readonly placeName: string;
-  readonly #keepMax: number;
+  readonly #capFor: (name: string) => number;
   #scanned: Promise<void> | undefined;
   #entries: BundleEntry[] = [];
   #hashes = new Map<string, { sha256: string; bytes: number }>();
@@ -180,11 +180,11 @@ export class TarReader implements BundleReader {
   #fileSha = '';
   #scanError: unknown;
 
-  /** `keepMax`: the most bytes of each of the bundle's own files kept in memory for reading. */
-  constructor(file: string, keepMax: number) {
+  /** `capFor(name)`: the most bytes of each of the bundle's own files kept in memory for reading. */
+  constructor(file: string, capFor: (name: string) => number) {
     this.location = file;
     this.placeName = nameInLocation(basename(file));
-    this.#keepMax = keepMax;
+    this.#capFor = capFor;
   }
 
   async #scan(): Promise<void> {
@@ -242,12 +242,13 @@ export class TarReader implements BundleReader {
         let bytes = 0;
         const keep: Buffer[] = [];
         let keepIt = KEEP.has(rel) && !seen.has(rel);
+        const cap = keepIt ? this.#capFor(rel) : 0;
         for await (const c of entry) {
           const chunk = c as Buffer;
           hash.update(chunk);
           bytes += chunk.length;
           if (keepIt) {
-            if (bytes > this.#keepMax) {
+            if (bytes > cap) {
               keepIt = false;
               keep.length = 0;
             } else keep.push(chunk);

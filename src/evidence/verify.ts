@@ -6,13 +6,14 @@
  * @module
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import type { ZodType } from 'zod';
+import { type ZodType, z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { collisionKey, sanitizeBundlePath } from './paths.js';
 import { publicKeyFingerprint, sealPayload, toEd25519PublicKey, verifySeal } from './seal.js';
 import { TIMESTAMP_FILE, type TimestampCheck, timestampImprint, verifyTimestampToken } from './tsa.js';
 import {
   type ArtifactRecord,
+  ArtifactRecordSchema,
   BUNDLE_FILES,
   type Custody,
   CustodySchema,
@@ -155,7 +156,7 @@ export interface VerifyOptions {
    * `unanchored`. Only for callers that check `anchored` themselves.
    */
   acceptUnanchored?: boolean;
-  /** Largest manifest.json accepted, in bytes (memory use is a few times this). Default 32 MiB. */
+  /** Largest manifest.json accepted, in bytes (peak memory is about 100 MiB + 7× this). Default 16 MiB (about 40 000 artifacts). */
   maxManifestBytes?: number;
   /** S3 client for `s3://` locations. */
   s3Client?: import('@aws-sdk/client-s3').S3Client;
@@ -217,12 +218,20 @@ const TOP_FILES = new Set<string>([...Object.values(BUNDLE_FILES), TIMESTAMP_FIL
 const MAX_CUSTODY_BYTES = 16 << 20;
 const MAX_SEAL_BYTES = 64 << 10;
 const MAX_TOKEN_BYTES = 256 << 10;
-const DEFAULT_MAX_MANIFEST = 32 << 20;
+const DEFAULT_MAX_MANIFEST = 16 << 20;
 /** The journal may be this much larger than the manifest (it also holds `open` lines). */
 export const journalLimit = (maxManifest: number): number => maxManifest * 2;
-/** Largest bundle file a reader needs to hold for a given manifest bound. */
-export const keepLimit = (maxManifest: number | undefined): number =>
-  Math.max(journalLimit(maxManifest ?? DEFAULT_MAX_MANIFEST), MAX_CUSTODY_BYTES, MAX_TOKEN_BYTES);
+/** The size bound of each of the bundle's own files, for readers that must buffer them (tar). */
+export const readCap =
+  (maxManifest: number | undefined) =>
+  (name: string): number => {
+    const m = maxManifest ?? DEFAULT_MAX_MANIFEST;
+    if (name === BUNDLE_FILES.manifest) return m;
+    if (name === BUNDLE_FILES.journal) return journalLimit(m);
+    if (name === BUNDLE_FILES.custody) return MAX_CUSTODY_BYTES;
+    if (name === BUNDLE_FILES.seal) return MAX_SEAL_BYTES;
+    return MAX_TOKEN_BYTES;
+  };
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /**
@@ -336,6 +345,51 @@ function forEachJournalEntry(
   }
 }
 
+/** What the verifier keeps of each artifact record. */
+type CompactArtifact = Pick<ArtifactRecord, 'path' | 'status' | 'stored' | 'sha256' | 'bytes'>;
+type CompactManifest = Omit<Manifest, 'artifacts'> & { artifacts: CompactArtifact[] };
+const ManifestHeadSchema = ManifestSchema.extend({ artifacts: z.array(z.unknown()) });
+
+/**
+ * Parses manifest.json keeping only what verification needs of each artifact, validating and
+ * releasing the records one by one, so peak memory stays a small multiple of the file size.
+ */
+function parseManifest(data: Buffer, problems: VerifyProblem[]): CompactManifest | undefined {
+  const path = BUNDLE_FILES.manifest;
+  const head = parseJson(ManifestHeadSchema, data, path, problems);
+  if (!head) return undefined;
+  const raw = head.artifacts;
+  const artifacts: CompactArtifact[] = new Array(raw.length);
+  let bad = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const r = ArtifactRecordSchema.safeParse(raw[i]);
+    raw[i] = undefined;
+    if (!r.success) {
+      if (bad++ < 5) {
+        problems.push({
+          code: 'invalid',
+          path,
+          message: `manifest.json artifacts.${i} does not match its schema: ${r.error.issues
+            .slice(0, 3)
+            .map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`)
+            .join('; ')}`,
+        });
+      }
+      continue;
+    }
+    const a = r.data;
+    artifacts[i] = {
+      path: a.path,
+      status: a.status,
+      stored: a.stored,
+      bytes: a.bytes,
+      ...(a.sha256 === undefined ? {} : { sha256: a.sha256 }),
+    };
+  }
+  if (bad > 0) return undefined;
+  return { ...head, artifacts };
+}
+
 const outcomeKey = (r: Pick<ArtifactRecord, 'status' | 'stored' | 'bytes' | 'sha256'>) =>
   `${r.status} stored=${r.stored} bytes=${r.bytes} sha256=${r.sha256 ?? '-'}`;
 
@@ -445,7 +499,7 @@ export async function verifyWithReader(
   const complete = finalsPresent.length === FINALS.length;
   // Completeness is decided by what is present, not by what could be read: an unreadable or
   // oversize final file is a problem, never "absent".
-  const mBytes = present.has(BUNDLE_FILES.manifest)
+  let mBytes = present.has(BUNDLE_FILES.manifest)
     ? await readBounded(BUNDLE_FILES.manifest, maxManifest)
     : undefined;
   const cBytes = present.has(BUNDLE_FILES.custody)
@@ -463,6 +517,7 @@ export async function verifyWithReader(
   let manifestSha256: string | undefined;
   let custodySha256: string | undefined;
   let aborted: string | undefined;
+  let manifestParsed = false;
 
   const badPath = (path: string, where: string): boolean => {
     if (isBundlePath(path) && !TOP_FILES.has(path)) return false;
@@ -515,16 +570,16 @@ export async function verifyWithReader(
     for (const f of FINALS) known.add(f);
     if (mBytes) manifestSha256 = sha(mBytes);
     if (cBytes) custodySha256 = sha(cBytes);
-    let manifest: Manifest | undefined = mBytes
-      ? parseJson(ManifestSchema, mBytes, BUNDLE_FILES.manifest, problems)
-      : undefined;
+    let manifest: CompactManifest | undefined = mBytes ? parseManifest(mBytes, problems) : undefined;
+    const manifestUnreadable = mBytes !== undefined && manifest === undefined;
+    mBytes = undefined; // the parsed form is all that is needed from here on
     const custody: Custody | undefined = cBytes
       ? parseJson(CustodySchema, cBytes, BUNDLE_FILES.custody, problems)
       : undefined;
     const seal: Seal | undefined = sBytes
       ? parseJson(SealSchema, sBytes, BUNDLE_FILES.seal, problems)
       : undefined;
-    if (mBytes && manifest === undefined) modified.add(BUNDLE_FILES.manifest);
+    if (manifestUnreadable) modified.add(BUNDLE_FILES.manifest);
     if (cBytes && custody === undefined) modified.add(BUNDLE_FILES.custody);
     if (sBytes && seal === undefined) modified.add(BUNDLE_FILES.seal);
     acquisitionId = manifest?.acquisitionId ?? custody?.acquisitionId ?? seal?.acquisitionId;
@@ -599,6 +654,7 @@ export async function verifyWithReader(
       } else consistency.push('custody');
     }
     if (manifest) {
+      manifestParsed = true;
       const byPath = new Map<string, string>();
       const keys = new Map<string, string>();
       const dirs = new Set<string>();
@@ -935,6 +991,7 @@ export async function verifyWithReader(
       !expected.has(e.path) &&
       known.has(e.path) &&
       complete &&
+      manifestParsed &&
       !FINAL_SET.has(e.path) &&
       e.path !== TIMESTAMP_FILE
     ) {
