@@ -165,6 +165,7 @@ export {
   type MemoryBundle,
   MemorySink,
   type MemorySinkOptions,
+  type ObjectLockFinding,
   PATH_LIMITS,
   PathAllocator,
   type RecordArtifactMeta,

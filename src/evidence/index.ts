@@ -61,4 +61,10 @@ export {
   type TargetRef,
   TargetRefSchema,
 } from './types.js';
-export type { VerifyAnchor, VerifyOptions, VerifyProblem, VerifyReport } from './verify.js';
+export type {
+  ObjectLockFinding,
+  VerifyAnchor,
+  VerifyOptions,
+  VerifyProblem,
+  VerifyReport,
+} from './verify.js';

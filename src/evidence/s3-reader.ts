@@ -173,12 +173,16 @@ export class S3Reader implements BundleReader {
     for (const name of finals) {
       const key = this.#base + name;
       let versions: string[] = [];
+      let lastModified: string | undefined;
       let markers = 0;
       try {
         const r = await this.#client.send(
           new ListObjectVersionsCommand({ Bucket: this.#bucket, Prefix: key, MaxKeys: 50 }),
         );
-        versions = (r.Versions ?? []).filter((v) => v.Key === key).map((v) => v.VersionId ?? 'null');
+        const mine = (r.Versions ?? []).filter((v) => v.Key === key);
+        versions = mine.map((v) => v.VersionId ?? 'null');
+        const lm = mine[0]?.LastModified;
+        if (lm) lastModified = new Date(lm).toISOString();
         markers = (r.DeleteMarkers ?? []).filter((d) => d.Key === key).length;
       } catch (e) {
         reasons.push(`${name}: versions cannot be listed (${errName(e) || 'error'})`);
@@ -196,7 +200,10 @@ export class S3Reader implements BundleReader {
         reasons.push(`${name}: the version verified (${read}) is not the only stored version (${versionId})`);
         continue;
       }
-      const info: ObjectLockFinding['files'][string] = { versionId };
+      const info: ObjectLockFinding['files'][string] = {
+        versionId,
+        ...(lastModified ? { lastModified } : {}),
+      };
       try {
         // HeadObject carries the version's lock state (needs s3:GetObjectRetention / GetObjectLegalHold).
         const h = await this.#client.send(

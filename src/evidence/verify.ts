@@ -107,6 +107,8 @@ export interface VerifyReport {
   consistency: string[];
   /** The RFC 3161 timestamp, when the bundle carries one and it was checked against a pinned TSA certificate. */
   timestamp?: TimestampCheck;
+  /** S3: the Object Lock state of manifest.json, custody.json and seal.json as read from the service. */
+  objectLock?: ObjectLockFinding;
   /** The abort reason, when the journal records one. */
   aborted?: string;
   /** Number of files re-hashed. */
@@ -177,8 +179,14 @@ export interface ObjectLockFinding {
   locked: boolean;
   /** Why not, when not. */
   reason?: string;
-  /** Per final file: version id, mode, retain-until, legal hold. */
-  files: Record<string, { versionId?: string; mode?: string; retainUntil?: string; legalHold?: boolean }>;
+  /**
+   * Per final file: version id, when it was stored, retention mode (`GOVERNANCE` can be lifted by a
+   * principal with s3:BypassGovernanceRetention; `COMPLIANCE` by nobody), retain-until, legal hold.
+   */
+  files: Record<
+    string,
+    { versionId?: string; lastModified?: string; mode?: string; retainUntil?: string; legalHold?: boolean }
+  >;
 }
 
 /**
@@ -916,7 +924,12 @@ export async function verifyWithReader(
     }
     return matched && (entries.has(BUNDLE_FILES.manifest) || entries.has('*'));
   };
-  if (beside && complete) {
+  if (beside && complete && beside.size === 0) {
+    problems.push({
+      code: 'sidecar',
+      message: 'the sidecar beside the bundle holds no "<sha256>  <name>" line',
+    });
+  } else if (beside && complete) {
     if (compareSidecar(beside, 'sidecar beside the bundle')) consistency.push('sidecar-beside-bundle');
   }
   if (externalSidecar) {
@@ -931,8 +944,10 @@ export async function verifyWithReader(
     }
   }
 
+  let objectLock: ObjectLockFinding | undefined;
   if (complete && reader.objectLock) {
     const lock = await reader.objectLock(FINALS);
+    objectLock = lock;
     if (lock.locked) anchors.push('object-lock');
     else if (options.requireObjectLock) {
       problems.push({
@@ -1032,6 +1047,7 @@ export async function verifyWithReader(
     anchors,
     consistency,
     ...(timestamp === undefined ? {} : { timestamp }),
+    ...(objectLock === undefined ? {} : { objectLock }),
     ...(aborted === undefined ? {} : { aborted }),
     checked,
     modified: [...modified].sort(),

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type VerifyReport, verifyEvidence } from '../../src/evidence/index.js';
+import { S3Sink, type VerifyReport, verifyEvidence } from '../../src/evidence/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { sha256 } from './helpers.js';
+import { custodyInput, sha256, writeSample } from './helpers.js';
 import {
   artifacts,
   freshPlace,
@@ -368,6 +368,50 @@ describe('reader-specific forgeries', () => {
     expectInvalid(r, 'path');
     expect(r.unexpected).toEqual(expect.arrayContaining(['../x', '/y']));
   });
+
+  it.skipIf(s3Skip)(
+    's3: Object Lock is an anchor only while the final files have one locked version',
+    async () => {
+      const { CreateBucketCommand, GetObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
+      const client = s3 as S3Client;
+      await client.send(new CreateBucketCommand({ Bucket: 'forge-worm', ObjectLockEnabledForBucket: true }));
+      const sink = new S3Sink({
+        client,
+        bucket: 'forge-worm',
+        objectLock: { mode: 'GOVERNANCE', retainDays: 1 },
+      });
+      const w = await sink.open({ acquisitionId: 'acq-worm-forge' });
+      await writeSample(w);
+      const res = await w.finalize(custodyInput);
+      const loc = { s3: { client, bucket: 'forge-worm', prefix: 'acq-worm-forge/' } };
+      const good = await verifyEvidence(loc, { requireObjectLock: true });
+      expect(good.problems).toEqual([]);
+      expect(good.status).toBe('valid');
+      expect(good.anchors).toEqual(['object-lock']);
+      expect(good.objectLock?.files['manifest.json']?.mode).toBe('GOVERNANCE');
+      // An unlocked bundle cannot satisfy requireObjectLock.
+      const plain = await fresh('s3');
+      expectInvalid(await verifyEvidence(plain.loc, { requireObjectLock: true }), 'object-lock');
+      // Object Lock protects versions, not keys: a new version of manifest.json (even the same bytes)
+      // on top of the locked one means what is read is no longer what was locked.
+      const o = await client.send(
+        new GetObjectCommand({ Bucket: 'forge-worm', Key: 'acq-worm-forge/manifest.json' }),
+      );
+      const same = Buffer.from(
+        await (o.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+      await client.send(
+        new PutObjectCommand({ Bucket: 'forge-worm', Key: 'acq-worm-forge/manifest.json', Body: same }),
+      );
+      const after = await verifyEvidence(loc, { requireObjectLock: true });
+      expectInvalid(after, 'object-lock');
+      expect(after.problems.find((x) => x.code === 'object-lock')?.message).toMatch(/2 version\(s\)/);
+      // without requireObjectLock it is simply not an anchor any more
+      const soft = await verifyEvidence(loc, { expectedManifestSha256: res.manifestSha256 });
+      expect(soft.status).toBe('valid');
+      expect(soft.anchors).toEqual(['expected-manifest-sha256']);
+    },
+  );
 
   it('an unsigned sidecar supplied by the caller that names nothing useful is rejected up front', async () => {
     const p = await fresh('memory');
