@@ -1,14 +1,18 @@
 /**
- * Verify an evidence bundle: re-hash every file against manifest.json, check the custody record,
- * the seal, the sidecar hash and (with a public key) the signature.
+ * Verify an evidence bundle: re-hash every file against manifest.json, cross-check the journal,
+ * the custody record and the seal, and check the anchors you supply from outside the bundle:
+ * the manifest hash from the acquisition report, the examiner's public key, a sidecar kept
+ * elsewhere, the TSA certificate for an RFC 3161 timestamp (S3 Object Lock is read from S3).
  *
- *   npx tsx examples/verify-bundle.ts ./evidence/<acquisition-id> [--expected-sha256 <manifest sha256>]
+ *   npx tsx examples/verify-bundle.ts ./evidence/<acquisition-id> --expected-sha256 <manifest sha256>
  *   npx tsx examples/verify-bundle.ts ./case-42.tar.gz --public-key ./examiner.pub.pem
+ *   npx tsx examples/verify-bundle.ts ./evidence/<id> --sidecar /vault/<id>.sha256 --tsa-cert ./tsa.pem
  *   npx tsx examples/verify-bundle.ts s3://ir-evidence/cases/IR-42/<id>/ --s3-region eu-west-1
  *   npx tsx examples/verify-bundle.ts --local     # acquire a pod into a temp folder, verify, tamper, verify again
  *
- * Exit code: 0 valid, 3 incomplete (interrupted acquisition, nothing wrong with what is there),
- * 1 invalid or unusable. `--json` prints the whole report.
+ * Exit code: 0 valid (intact and anchored), 4 unanchored (intact, but nothing outside the bundle
+ * vouches for it: pass an anchor), 3 incomplete (interrupted acquisition, nothing wrong with what
+ * is there), 1 invalid or unusable. `--json` prints the whole report.
  * In your own project import from 'eks-forensics'.
  */
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +36,8 @@ const { values, positionals } = parseArgs({
     local: CLUSTER_FLAGS.local,
     'expected-sha256': { type: 'string' },
     'public-key': { type: 'string' },
+    sidecar: { type: 'string' },
+    'tsa-cert': { type: 'string' },
     's3-region': { type: 'string' },
     's3-endpoint': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -47,13 +53,16 @@ function print(title: string, r: VerifyReport): void {
   console.log(`  acquisition ${r.acquisitionId ?? '?'}, ${r.checked} file(s) re-hashed`);
   console.log(`  manifest sha256 ${r.manifestSha256 ?? '-'}`);
   console.log(
-    `  anchors: ${r.anchors.join(', ') || 'none (only internal consistency was checked)'}; signature ${r.signature}`,
+    `  anchors: ${r.anchors.join(', ') || 'NONE: only internal consistency was checked; whoever could write the bundle could have rewritten it'}; signature ${r.signature}`,
   );
+  console.log(`  consistency: ${r.consistency.join(', ') || '-'}`);
+  if (r.timestamp) console.log(`  timestamp: ${r.timestamp.genTime} by ${r.timestamp.tsaSubject}`);
   if (r.aborted) console.log(`  aborted: ${r.aborted}`);
   for (const p of r.problems) console.log(`  ${p.code.padEnd(10)} ${p.path ?? ''} ${p.message}`);
 }
 
-const exitCode = (r: VerifyReport) => (r.ok ? 0 : r.status === 'incomplete' ? 3 : 1);
+const exitCode = (r: VerifyReport) =>
+  r.ok ? 0 : r.status === 'unanchored' ? 4 : r.status === 'incomplete' ? 3 : 1;
 
 async function verifyOne(location: string): Promise<number> {
   const options: VerifyOptions = { expectedManifestSha256: values['expected-sha256'] };
@@ -61,6 +70,8 @@ async function verifyOne(location: string): Promise<number> {
     options.publicKey = await readFile(values['public-key'], 'utf8');
     options.requireSignature = true;
   }
+  if (values.sidecar) options.sidecar = await readFile(values.sidecar, 'utf8');
+  if (values['tsa-cert']) options.tsaCertificate = await readFile(values['tsa-cert'], 'utf8');
   let s3: S3Client | undefined;
   if (location.startsWith('s3://')) {
     s3 = new S3Client({

@@ -9,9 +9,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { DirectoryReader, type MemoryBundle, MemoryReader, TarReader } from './readers.js';
-import { S3Reader } from './s3.js';
+import { S3Reader } from './s3-reader.js';
 import { CustodySchema, JournalEntrySchema, ManifestSchema, SealSchema } from './types.js';
-import { type VerifyOptions, type VerifyReport, verifyWithReader } from './verify.js';
+import { readCap, type VerifyOptions, type VerifyReport, verifyWithReader } from './verify.js';
 
 /** Where a bundle is, for {@link verifyEvidence}. */
 export type EvidenceLocation =
@@ -69,7 +69,7 @@ export async function verifyEvidence(
     throw new ConfigError(`evidence location ${path} does not exist`, { cause });
   }
   if (st.isDirectory()) return verifyWithReader(new DirectoryReader(path), options);
-  if (st.isFile()) return verifyWithReader(new TarReader(path), options);
+  if (st.isFile()) return verifyWithReader(new TarReader(path, readCap(options.maxManifestBytes)), options);
   throw new ConfigError(`evidence location ${path} is neither a folder nor a tar file`);
 }
 

@@ -13,6 +13,7 @@ import { ConfigError, EvidenceError, ValidationError } from '../errors.js';
 import { type Logger, redactSecrets, silentLogger } from '../util/index.js';
 import { PathAllocator, sanitizeBundlePath } from './paths.js';
 import { sealPayload, signSeal, toEd25519PrivateKey } from './seal.js';
+import { requestTimestamp, TIMESTAMP_FILE, type TimestampAuthority } from './tsa.js';
 import {
   type ArtifactBody,
   type ArtifactMeta,
@@ -133,6 +134,7 @@ export class StreamingBundleWriter implements BundleWriter {
   readonly #startedAt: Date;
   readonly #caseId: string | undefined;
   readonly #signingKey: KeyObject | undefined;
+  readonly #tsa: TimestampAuthority | undefined;
   readonly #logger: Logger;
   #journalChain: Promise<void> = Promise.resolve();
   #journalError: unknown;
@@ -146,6 +148,7 @@ export class StreamingBundleWriter implements BundleWriter {
     this.#caseId = init.caseId;
     this.#signingKey = init.signingKey === undefined ? undefined : toEd25519PrivateKey(init.signingKey);
     this.#logger = init.logger ?? silentLogger;
+    this.#tsa = init.timestamp;
     for (const f of Object.values(BUNDLE_FILES)) this.#paths.reserve(f);
   }
 
@@ -516,12 +519,14 @@ export class StreamingBundleWriter implements BundleWriter {
             }
           : {}),
       });
+      const stamp = this.#tsa ? await this.#stamp(this.#tsa, manifestSha256) : undefined;
       await this.#backend.putFinal(BUNDLE_FILES.manifest, manifestBytes);
       await this.#backend.putFinal(BUNDLE_FILES.custody, custodyBytes);
       await this.#backend.putFinal(
         BUNDLE_FILES.seal,
         Buffer.from(`${JSON.stringify(seal, null, 2)}\n`, 'utf8'),
       );
+      if (stamp && 'reply' in stamp) await this.#backend.putFinal(TIMESTAMP_FILE, stamp.reply);
       const done = await this.#backend.complete({ manifestSha256, custodySha256 });
       this.#state = 'finalized';
       return {
@@ -535,6 +540,14 @@ export class StreamingBundleWriter implements BundleWriter {
         manifest,
         custody,
         signed: seal.signature !== undefined,
+        ...(stamp
+          ? {
+              timestamp:
+                'reply' in stamp
+                  ? { stored: true as const, file: TIMESTAMP_FILE, genTime: stamp.genTime }
+                  : { stored: false as const, error: stamp.error },
+            }
+          : {}),
       };
     } catch (error) {
       this.#state = 'failed';
@@ -544,6 +557,21 @@ export class StreamingBundleWriter implements BundleWriter {
         `finalizing ${this.location} failed: ${errMessage(error)}; the bundle stays incomplete (journal kept)`,
         { cause: error },
       );
+    }
+  }
+
+  /** Asks the TSA; a failure is fatal only when the caller said the timestamp is required. */
+  async #stamp(
+    tsa: TimestampAuthority,
+    manifestSha256: string,
+  ): Promise<{ reply: Buffer; genTime: string } | { error: string }> {
+    try {
+      return await requestTimestamp(tsa, manifestSha256);
+    } catch (error) {
+      if (tsa.required) throw error;
+      const msg = errMessage(error);
+      this.#logger.warn({ error: msg }, 'evidence: no RFC 3161 timestamp');
+      return { error: msg };
     }
   }
 

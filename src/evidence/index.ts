@@ -21,6 +21,12 @@ export {
 export { sealPayload } from './seal.js';
 export { TarSink, type TarSinkOptions } from './tar.js';
 export {
+  TIMESTAMP_FILE,
+  type TimestampAuthority,
+  type TimestampCheck,
+  TimestampingSink,
+} from './tsa.js';
+export {
   type ArtifactBody,
   type ArtifactMeta,
   type ArtifactMetaUpdate,
@@ -55,4 +61,10 @@ export {
   type TargetRef,
   TargetRefSchema,
 } from './types.js';
-export type { VerifyOptions, VerifyProblem, VerifyReport } from './verify.js';
+export type {
+  ObjectLockFinding,
+  VerifyAnchor,
+  VerifyOptions,
+  VerifyProblem,
+  VerifyReport,
+} from './verify.js';

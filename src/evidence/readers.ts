@@ -6,32 +6,63 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { hashFile } from './directory.js';
+import { TIMESTAMP_FILE } from './tsa.js';
 import { BUNDLE_FILES } from './types.js';
-import { type BundleEntry, type BundleReader, parseSidecar, type VerifyProblem } from './verify.js';
+import {
+  type BundleEntry,
+  type BundleReader,
+  isBundlePath,
+  nameInLocation,
+  parseSidecar,
+  TOO_LARGE,
+  type VerifyProblem,
+} from './verify.js';
 
-async function readCapped(path: string, max: number): Promise<Buffer | undefined> {
+async function readCapped(path: string, max: number): Promise<Buffer | typeof TOO_LARGE | undefined> {
   try {
     const st = await lstat(path);
     if (!st.isFile()) return undefined;
-    if (st.size > max) return undefined;
-    return await readFile(path);
+    if (st.size > max) return TOO_LARGE;
+    const fh = await open(path, 'r');
+    try {
+      // Read at most max + 1 bytes: the file may grow between lstat and read.
+      const buf = Buffer.allocUnsafe(Math.min(st.size, max) + 1);
+      let n = 0;
+      while (n < buf.length) {
+        const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+      }
+      return n > max ? TOO_LARGE : buf.subarray(0, n);
+    } finally {
+      await fh.close();
+    }
   } catch {
     return undefined;
   }
+}
+
+/** Sidecar text found beside a bundle; larger than 1 MiB is not a sidecar we wrote. */
+async function readSidecarText(path: string): Promise<string | undefined> {
+  const b = await readCapped(path, 1 << 20);
+  if (b === TOO_LARGE) return 'too large';
+  return b?.toString('utf8');
 }
 
 /** Reads a bundle folder written by DirectorySink. */
 export class DirectoryReader implements BundleReader {
   readonly kind = 'directory';
   readonly location: string;
+  readonly placeName: string;
   constructor(dir: string) {
     this.location = dir;
+    this.placeName = basename(dir);
   }
 
   async list(problems: VerifyProblem[]): Promise<BundleEntry[]> {
@@ -59,7 +90,7 @@ export class DirectoryReader implements BundleReader {
     return out;
   }
 
-  read(path: string, max: number): Promise<Buffer | undefined> {
+  read(path: string, max: number): Promise<Buffer | typeof TOO_LARGE | undefined> {
     return readCapped(join(this.location, path), max);
   }
 
@@ -73,10 +104,12 @@ export class DirectoryReader implements BundleReader {
     }
   }
 
-  async sidecar(): Promise<Map<string, string> | undefined> {
-    const name = basename(this.location);
-    const data = await readCapped(join(dirname(this.location), `${name}.sha256`), 1 << 20);
-    return data ? parseSidecar(data.toString('utf8'), `${name}/`) : undefined;
+  sidecar(): Promise<string | undefined> {
+    return readSidecarText(join(dirname(this.location), `${this.placeName}.sha256`));
+  }
+
+  sidecarEntries(text: string): Map<string, string> {
+    return parseSidecar(text, `${this.placeName}/`);
   }
 }
 
@@ -96,26 +129,32 @@ export interface MemoryBundle {
 export class MemoryReader implements BundleReader {
   readonly kind = 'memory';
   readonly location: string;
+  readonly placeName: string;
   readonly #b: MemoryBundle;
   constructor(bundle: MemoryBundle) {
     this.#b = bundle;
     this.location = bundle.location;
+    this.placeName = nameInLocation(bundle.location.replace(/^memory:\/\//, ''));
   }
   async list(): Promise<BundleEntry[]> {
     return [...this.#b.files]
       .map(([path, b]) => ({ path, size: b.length }))
       .sort((a, b) => (a.path < b.path ? -1 : 1));
   }
-  async read(path: string, max: number): Promise<Buffer | undefined> {
+  async read(path: string, max: number): Promise<Buffer | typeof TOO_LARGE | undefined> {
     const b = this.#b.files.get(path);
-    return b && b.length <= max ? b : undefined;
+    if (b === undefined) return undefined;
+    return b.length <= max ? b : TOO_LARGE;
   }
   async hash(path: string): Promise<{ sha256: string; bytes: number } | undefined> {
     const b = this.#b.files.get(path);
     return b ? { sha256: createHash('sha256').update(b).digest('hex'), bytes: b.length } : undefined;
   }
-  async sidecar(): Promise<Map<string, string> | undefined> {
-    return this.#b.sidecar === undefined ? undefined : parseSidecar(this.#b.sidecar);
+  async sidecar(): Promise<string | undefined> {
+    return this.#b.sidecar;
+  }
+  sidecarEntries(text: string): Map<string, string> {
+    return parseSidecar(text, `${this.placeName}/`);
   }
 }
 
@@ -124,22 +163,28 @@ const KEEP = new Set<string>([
   BUNDLE_FILES.custody,
   BUNDLE_FILES.seal,
   BUNDLE_FILES.journal,
+  TIMESTAMP_FILE,
 ]);
 
 /** Reads a `.tar` / `.tar.gz` written by TarSink in one streaming pass. */
 export class TarReader implements BundleReader {
   readonly kind = 'tar';
   readonly location: string;
+  readonly placeName: string;
+  readonly #capFor: (name: string) => number;
   #scanned: Promise<void> | undefined;
   #entries: BundleEntry[] = [];
   #hashes = new Map<string, { sha256: string; bytes: number }>();
-  #small = new Map<string, Buffer>();
+  #small = new Map<string, Buffer | typeof TOO_LARGE>();
   #scanProblems: VerifyProblem[] = [];
   #fileSha = '';
   #scanError: unknown;
 
-  constructor(file: string) {
+  /** `capFor(name)`: the most bytes of each of the bundle's own files kept in memory for reading. */
+  constructor(file: string, capFor: (name: string) => number) {
     this.location = file;
+    this.placeName = nameInLocation(basename(file));
+    this.#capFor = capFor;
   }
 
   async #scan(): Promise<void> {
@@ -150,36 +195,64 @@ export class TarReader implements BundleReader {
     const gz = magic[0] === 0x1f && magic[1] === 0x8b;
     const whole = createHash('sha256');
     const ex = extract();
-    const prefix = `${basename(this.location).replace(/\.(tar\.gz|tgz|tar)$/, '')}/`;
+    const top = this.placeName;
+    const prefix = `${top}/`;
     const seen = new Set<string>();
+    const foreign = new Set<string>();
     const consume = (async () => {
       for await (const entry of ex) {
         const h = entry.header;
-        const name = h.name.replace(/\/+$/, '');
-        const rel = name.startsWith(prefix) ? name.slice(prefix.length) : `../${name}`;
-        if (h.type === 'directory' && name.startsWith(prefix.slice(0, -1))) {
+        const name = h.name;
+        if (!name.startsWith(prefix)) {
+          foreign.add(name.split('/')[0] ?? '');
+          if (!(h.type === 'directory' && name.replace(/\/+$/, '') === top)) {
+            this.#scanProblems.push({
+              code: 'path',
+              path: name,
+              message: `tar entry ${JSON.stringify(name)} is outside the bundle folder ${prefix}`,
+            });
+          }
           entry.resume();
           continue;
         }
+        const raw = name.slice(prefix.length);
+        if (h.type === 'directory') {
+          const dir = raw.replace(/\/$/, '');
+          if (dir !== '' && !isBundlePath(dir)) {
+            this.#scanProblems.push({
+              code: 'path',
+              path: raw,
+              message: `tar folder entry ${JSON.stringify(name)} is not a path the writer produces`,
+            });
+          }
+          entry.resume();
+          continue;
+        }
+        const rel = raw;
         if (h.type !== 'file' && h.type !== 'contiguous-file') {
           this.#scanProblems.push({
             code: 'unexpected',
             path: rel,
             message: `tar entry ${name} is a ${h.type ?? 'unknown'} entry, not a file`,
           });
-          this.#entries.push({ path: rel, size: 0 });
           entry.resume();
           continue;
         }
         const hash = createHash('sha256');
         let bytes = 0;
         const keep: Buffer[] = [];
-        const keepIt = KEEP.has(rel);
+        let keepIt = KEEP.has(rel) && !seen.has(rel);
+        const cap = keepIt ? this.#capFor(rel) : 0;
         for await (const c of entry) {
           const chunk = c as Buffer;
           hash.update(chunk);
           bytes += chunk.length;
-          if (keepIt && bytes <= 256 << 20) keep.push(chunk);
+          if (keepIt) {
+            if (bytes > cap) {
+              keepIt = false;
+              keep.length = 0;
+            } else keep.push(chunk);
+          }
         }
         if (seen.has(rel)) {
           this.#scanProblems.push({
@@ -187,13 +260,12 @@ export class TarReader implements BundleReader {
             path: rel,
             message: `${rel} appears more than once in the tar (extraction would overwrite it)`,
           });
-          this.#hashes.set(`${rel}\u0000dup`, { sha256: '', bytes });
           continue;
         }
         seen.add(rel);
         this.#entries.push({ path: rel, size: bytes });
         this.#hashes.set(rel, { sha256: hash.digest('hex'), bytes });
-        if (keepIt) this.#small.set(rel, Buffer.concat(keep));
+        if (KEEP.has(rel)) this.#small.set(rel, keepIt ? Buffer.concat(keep) : TOO_LARGE);
       }
     })();
     const src = createReadStream(this.location, { highWaterMark: 1 << 20 });
@@ -207,6 +279,13 @@ export class TarReader implements BundleReader {
       this.#scanError = e;
     }
     this.#fileSha = whole.digest('hex');
+    const [other] = foreign;
+    if (this.#entries.length === 0 && foreign.size === 1 && other) {
+      this.#scanProblems.unshift({
+        code: 'identity',
+        message: `the tar holds bundle ${JSON.stringify(other)} but its file name says ${JSON.stringify(top)}: a bundle copied to another acquisition's place`,
+      });
+    }
   }
 
   #ready(): Promise<void> {
@@ -218,17 +297,20 @@ export class TarReader implements BundleReader {
     await this.#ready();
     problems.push(...this.#scanProblems);
     // A tar that ends early is expected while (or after a crash during) an acquisition: its journal
-    // is then still outside, in `<file>.partial/`. Without that journal, a short tar is damage.
-    if (this.#scanError !== undefined && !(await this.outsideJournal(1))) {
+    // is then still outside, in `<file>.partial/`. Without that journal, or when the tar holds a
+    // manifest, a short tar is damage.
+    const finalized = this.#hashes.has(BUNDLE_FILES.manifest) || this.#hashes.has(BUNDLE_FILES.seal);
+    if (this.#scanError !== undefined && (finalized || !(await this.#hasOutsideJournal()))) {
       const msg = this.#scanError instanceof Error ? this.#scanError.message : String(this.#scanError);
       problems.push({ code: 'storage', message: `the tar file is damaged or truncated: ${msg}` });
     }
     return this.#entries;
   }
-  async read(path: string, max: number): Promise<Buffer | undefined> {
+  async read(path: string, max: number): Promise<Buffer | typeof TOO_LARGE | undefined> {
     await this.#ready();
     const b = this.#small.get(path);
-    return b && b.length <= max ? b : undefined;
+    if (b === undefined || b === TOO_LARGE) return b;
+    return b.length <= max ? b : TOO_LARGE;
   }
   async hash(path: string): Promise<{ sha256: string; bytes: number } | undefined> {
     await this.#ready();
@@ -238,16 +320,19 @@ export class TarReader implements BundleReader {
     await this.#ready();
     return this.#fileSha;
   }
-  async sidecar(): Promise<Map<string, string> | undefined> {
-    const data = await readCapped(`${this.location}.sha256`, 1 << 20);
-    if (!data) return undefined;
-    const m = parseSidecar(data.toString('utf8'));
+  sidecar(): Promise<string | undefined> {
+    return readSidecarText(`${this.location}.sha256`);
+  }
+  sidecarEntries(text: string): Map<string, string> {
+    const m = parseSidecar(text);
     const own = m.get(basename(this.location));
     return own === undefined ? new Map([['*', 'no entry for this file']]) : new Map([['*', own]]);
   }
-  async outsideJournal(max: number): Promise<Buffer | undefined> {
+  async #hasOutsideJournal(): Promise<boolean> {
     const f = join(`${this.location}.partial`, BUNDLE_FILES.journal);
-    if (max <= 1) return (await lstat(f).catch(() => undefined))?.isFile() ? Buffer.alloc(0) : undefined;
-    return readCapped(f, max);
+    return (await lstat(f).catch(() => undefined))?.isFile() ?? false;
+  }
+  outsideJournal(max: number): Promise<Buffer | typeof TOO_LARGE | undefined> {
+    return readCapped(join(`${this.location}.partial`, BUNDLE_FILES.journal), max);
   }
 }

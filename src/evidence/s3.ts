@@ -11,8 +11,6 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
-  GetObjectCommand,
-  GetObjectTaggingCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -35,7 +33,6 @@ import {
   type BundleWriter,
   type EvidenceSink,
 } from './types.js';
-import { type BundleEntry, type BundleReader, parseSidecar, type VerifyProblem } from './verify.js';
 
 /** Minimum S3 multipart part size (5 MiB). */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -495,122 +492,6 @@ export class S3Sink implements EvidenceSink {
         `cannot start bundle s3://${this.#o.bucket}/${base}: ${errText(cause)}; check bucket permissions, Object Lock and encryption settings`,
         { cause },
       );
-    }
-  }
-}
-
-/** Reads a bundle from S3 for verification. */
-export class S3Reader implements BundleReader {
-  readonly kind = 's3';
-  readonly location: string;
-  readonly #client: S3Client;
-  readonly #bucket: string;
-  readonly #base: string;
-  readonly #meta = new Map<string, { metadata?: Record<string, string>; versionId?: string }>();
-
-  constructor(client: S3Client, bucket: string, prefix: string) {
-    this.#client = client;
-    this.#bucket = bucket;
-    this.#base = normPrefix(prefix);
-    this.location = `s3://${bucket}/${this.#base}`;
-  }
-
-  async list(): Promise<BundleEntry[]> {
-    const out: BundleEntry[] = [];
-    let token: string | undefined;
-    do {
-      const r = await this.#client.send(
-        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#base, ContinuationToken: token }),
-      );
-      for (const o of r.Contents ?? []) {
-        if (o.Key) out.push({ path: o.Key.slice(this.#base.length), size: o.Size ?? 0 });
-      }
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } while (token);
-    return out;
-  }
-
-  async #get(path: string): Promise<Readable | undefined> {
-    try {
-      const r = await this.#client.send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key: this.#base + path }),
-      );
-      this.#meta.set(path, {
-        ...(r.Metadata ? { metadata: r.Metadata } : {}),
-        ...(r.VersionId ? { versionId: r.VersionId } : {}),
-      });
-      return r.Body as Readable;
-    } catch (e) {
-      if ((e as { name?: string }).name === 'NoSuchKey') return undefined;
-      throw e;
-    }
-  }
-
-  async read(path: string, max: number): Promise<Buffer | undefined> {
-    const body = await this.#get(path);
-    if (!body) return undefined;
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of body) {
-      n += (c as Buffer).length;
-      if (n > max) {
-        body.destroy();
-        return undefined;
-      }
-      parts.push(c as Buffer);
-    }
-    return Buffer.concat(parts);
-  }
-
-  async hash(path: string): Promise<{ sha256: string; bytes: number } | undefined> {
-    const body = await this.#get(path);
-    if (!body) return undefined;
-    const h = createHash('sha256');
-    let bytes = 0;
-    for await (const c of body) {
-      h.update(c as Buffer);
-      bytes += (c as Buffer).length;
-    }
-    return { sha256: h.digest('hex'), bytes };
-  }
-
-  async sidecar(): Promise<Map<string, string> | undefined> {
-    const key = `${this.#base.replace(/\/$/, '')}.sha256`;
-    try {
-      const r = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }));
-      const text = await r.Body?.transformToString('utf8');
-      return text === undefined ? undefined : parseSidecar(text);
-    } catch {
-      return undefined;
-    }
-  }
-
-  async checkArtifact(path: string, sha256: string, problems: VerifyProblem[]): Promise<void> {
-    const m = this.#meta.get(path);
-    const declared = m?.metadata?.sha256;
-    if (declared !== undefined && declared !== sha256) {
-      problems.push({
-        code: 'metadata',
-        path,
-        message: `${path}: x-amz-meta-sha256 is ${declared}, the content hashes to ${sha256}`,
-      });
-    }
-    if (m?.metadata?.['sha256-in'] === 'tag') {
-      const t = await this.#client.send(
-        new GetObjectTaggingCommand({
-          Bucket: this.#bucket,
-          Key: this.#base + path,
-          ...(m.versionId ? { VersionId: m.versionId } : {}),
-        }),
-      );
-      const tag = t.TagSet?.find((x) => x.Key === 'sha256')?.Value;
-      if (tag !== sha256) {
-        problems.push({
-          code: 'metadata',
-          path,
-          message: `${path}: object tag sha256 is ${tag ?? '(missing)'}, the content hashes to ${sha256}`,
-        });
-      }
     }
   }
 }

@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from '../util/index.js';
+import type { TimestampAuthority } from './tsa.js';
 
 /** Version of the manifest, custody, seal and journal formats written by this library. */
 export const EVIDENCE_SCHEMA_VERSION = 1;
@@ -495,6 +496,12 @@ export interface BundleInit {
    * to verify: `verifyEvidence(location, { publicKey })`.
    */
   signingKey?: KeyObject | string;
+  /**
+   * RFC 3161 timestamp authority: at finalize the manifest hash is timestamped and the reply is
+   * stored as `timestamp.tsr` beside manifest.json. Verify with `verifyEvidence(location,
+   * { tsaCertificate })`, or with `openssl ts -verify`.
+   */
+  timestamp?: TimestampAuthority;
   /** Diagnostics (never bytes or secrets). */
   logger?: Logger;
 }
@@ -548,6 +555,8 @@ export interface FinalizeResult {
   custody: Custody;
   /** True when seal.json carries an Ed25519 signature. */
   signed: boolean;
+  /** With {@link BundleInit.timestamp}: the RFC 3161 timestamp stored, or why there is none. */
+  timestamp?: { stored: true; file: string; genTime: string } | { stored: false; error: string };
 }
 
 /** Writes one bundle. All methods are safe to call concurrently. */

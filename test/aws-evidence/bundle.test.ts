@@ -103,7 +103,7 @@ describe.skipIf(skip)('AWS-side evidence in a finalized bundle', () => {
     const fin = await w.writer.finalize({ caseId: 'IR-TEST', cluster: { name: 'big', region: 'us-east-1' } });
     const bundle = w.sink.bundles.get(w.acquisitionId);
     if (!bundle) throw new Error('bundle missing');
-    const report = await verifyEvidence(bundle);
+    const report = await verifyEvidence(bundle, { expectedManifestSha256: fin.manifestSha256 });
     expect(report.problems ?? []).toEqual([]);
     expect(report.status).toBe('valid');
 

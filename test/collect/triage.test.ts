@@ -101,7 +101,7 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     expect(r?.strategy.content).toBe('tar');
     expect(r?.needsEphemeralContainer).toBe(false);
     expect(r?.status, JSON.stringify(r?.reasons)).toBe('complete');
-    const v = await verifyEvidence(loc);
+    const v = await verifyEvidence(loc, { expectedManifestSha256: r?.manifestSha256 });
     expect(v.ok, JSON.stringify(v)).toBe(true);
     const custody = bundleJson<{
       examiner: { kubernetesUser?: { username: string }; name?: string; callerArn?: string };

@@ -130,9 +130,13 @@ describe.skipIf(skipWithoutPeer('moto_server', motoMissing))('S3Sink against mot
 
     const report = await verifyEvidence(res.location, { s3Client: client });
     expect(report.problems).toEqual([]);
-    expect(report.status).toBe('valid');
-    expect(report.anchors).toContain('sidecar');
-    const again = await verifyEvidence({ s3: { client, bucket: 'evidence', prefix: 'cases/IR-7/acq-s3-1' } });
+    expect(report.status).toBe('unanchored');
+    expect(report.anchors).toEqual([]);
+    expect(report.consistency).toContain('sidecar-beside-bundle');
+    const again = await verifyEvidence(
+      { s3: { client, bucket: 'evidence', prefix: 'cases/IR-7/acq-s3-1' } },
+      { expectedManifestSha256: res.manifestSha256 },
+    );
     expect(again.status).toBe('valid');
   });
 
@@ -160,7 +164,7 @@ describe.skipIf(skipWithoutPeer('moto_server', motoMissing))('S3Sink against mot
     expect(sent.some((s) => s.command === 'AbortMultipartUploadCommand')).toBe(true);
     const res = await w.finalize();
     expect(res.manifest.counts).toMatchObject({ complete: 1, failed: 1 });
-    const report = await verifyEvidence(res.location, { s3Client: client });
+    const report = await verifyEvidence(res.location, { s3Client: client, acceptUnanchored: true });
     expect(report.status).toBe('valid');
     failParts.clear();
   });
@@ -196,7 +200,10 @@ describe.skipIf(skipWithoutPeer('moto_server', motoMissing))('S3Sink against mot
       expect(head.ObjectLockRetainUntilDate?.getTime()).toBeGreaterThan(Date.now() + 86_400_000);
       expect(head.ServerSideEncryption).toBe('AES256');
     }
-    expect((await verifyEvidence(res.location, { s3Client: client })).status).toBe('valid');
+    const v = await verifyEvidence(res.location, { s3Client: client, requireObjectLock: true });
+    expect(v.problems).toEqual([]);
+    expect(v.status).toBe('valid');
+    expect(v.anchors).toEqual(['object-lock']);
   });
 
   const tampers: Array<
@@ -282,7 +289,9 @@ describe.skipIf(skipWithoutPeer('moto_server', motoMissing))('S3Sink against mot
       const w = await sink().open({ acquisitionId: `acq-tamper-${i}` });
       const s = await writeSample(w);
       const res = await w.finalize(custodyInput);
-      expect((await verifyEvidence(res.location, { s3Client: client })).status).toBe('valid');
+      expect((await verifyEvidence(res.location, { s3Client: client, acceptUnanchored: true })).status).toBe(
+        'valid',
+      );
       await mutate(`cases/IR-7/acq-tamper-${i}/`, s);
       const report = await verifyEvidence(res.location, { s3Client: client });
       expect(report.status).toBe('invalid');

@@ -85,11 +85,12 @@ for (const kind of kinds) {
   describe(`${kind.name} sink`, () => {
     it('writes a bundle that verifies, with manifest, custody, seal and sidecar', async () => {
       const { res, sample, loc } = await fresh(kind);
-      const report = await verifyEvidence(loc);
+      const report = await verifyEvidence(loc, { expectedManifestSha256: res.manifestSha256 });
       expect(report.problems).toEqual([]);
       expect(report.status).toBe('valid');
       expect(report.ok).toBe(true);
-      expect(report.anchors).toContain('sidecar');
+      expect(report.anchors).toEqual(['expected-manifest-sha256']);
+      expect(report.consistency).toContain('sidecar-beside-bundle');
       expect(report.checked).toBe(4); // 2 stored artifacts + journal + log
       expect(report.manifestSha256).toBe(res.manifestSha256);
 
@@ -295,7 +296,7 @@ for (const kind of kinds) {
       expect(fin.reason).toContain('exit status unknown');
       const res = await w.finalize();
       expect(res.manifest.counts.failed).toBe(2);
-      expect((await verifyEvidence(kind.loc(sink, w))).status).toBe('valid');
+      expect((await verifyEvidence(kind.loc(sink, w), { acceptUnanchored: true })).status).toBe('valid');
     });
 
     it('takes many concurrent artifacts with colliding names', async () => {
@@ -319,8 +320,10 @@ for (const kind of kinds) {
         for (const c of pattern(sizes[i] ?? 0, 8192, i + 1)) all = Buffer.concat([all, c]);
         expect(r.sha256).toBe(sha256(all));
       });
-      await w.finalize();
-      expect((await verifyEvidence(kind.loc(sink, w))).status).toBe('valid');
+      const fin = await w.finalize();
+      expect(
+        (await verifyEvidence(kind.loc(sink, w), { expectedManifestSha256: fin.manifestSha256 })).status,
+      ).toBe('valid');
     });
 
     it('refuses an existing acquisition id and invalid custody input', async () => {

@@ -70,7 +70,7 @@ describe('npm run demo (examples/demo.ts)', () => {
     expect(locations).toHaveLength(2);
     for (const loc of locations) {
       expect(existsSync(join(loc, 'manifest.json'))).toBe(true);
-      expect((await verifyEvidence(loc)).status).toBe('valid');
+      expect((await verifyEvidence(loc)).status).toBe('unanchored');
     }
     expect(r.stdout).toMatch(/npx tsx examples\/verify-bundle\.ts \S+ --expected-sha256 [0-9a-f]{64}/);
     // the indicators come from the bundle, not from the lab
