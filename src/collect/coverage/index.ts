@@ -1,0 +1,56 @@
+/**
+ * Coverage items a responder needs beyond files and /proc text: process memory as an ELF core,
+ * installed-file integrity, executable hashes, the environment policy and the kubelet checkpoint.
+ * Each item is a self-contained argv builder (POSIX sh, read-only in the target) plus a hostile-safe
+ * decoder; the collector wires them into its phases.
+ *
+ * @module
+ */
+export {
+  type CoverageExec,
+  type CoverageExecSession,
+  type ExecEnd,
+  sendStdin,
+  settle,
+} from './exec.js';
+export {
+  type MemoryIndex,
+  type ProcessMemoryOptions,
+  type ProcessMemoryPlan,
+  planProcessMemory,
+  streamProcessCore,
+} from './memory.js';
+export {
+  buildCoreNotes,
+  type CoreMachine,
+  type CoreProcessInfo,
+  machineFromElf,
+} from './memory-core.js';
+export {
+  type MapsParseLimits,
+  type MapsRegion,
+  type MemoryPlan,
+  type MemoryPlanLimits,
+  type ParsedMaps,
+  type PlannedRegion,
+  parseMaps,
+  planMemoryRead,
+  type RegionSkipReason,
+  SPECIAL_REGIONS,
+} from './memory-maps.js';
+export {
+  CoreAssembler,
+  type CoreAssemblyResult,
+  classifyReadError,
+  decodeMemoryInfo,
+  type ProcessMemoryInfo,
+  type RegionRecord,
+  type RegionStatus,
+} from './memory-receive.js';
+export {
+  MEMORY_INFO_SCRIPT,
+  MEMORY_READ_SCRIPT,
+  memoryInfoArgv,
+  memoryReadArgv,
+  memoryReadInput,
+} from './memory-script.js';
