@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CoverageExec,
   type MemoryIndex,
+  planMemoryRead,
   planProcessMemory,
   streamProcessCore,
 } from '../../src/collect/coverage/index.js';
@@ -118,8 +119,63 @@ describe.skipIf(skip)('process memory to an ELF core (sandbox, readelf, gdb)', (
     expect(gdb).toContain(`"${MARKER}"`);
     expect(gdb).toMatch(/pattern found/);
     expect(gdb).not.toMatch(/is not a core dump|not in executable format/);
+    expect(index.notes).toMatch(/registers zero/);
     process.stderr.write(
       `core: ${index.coreBytes} bytes, ${index.regions.filter((r) => r.status === 'complete').length} regions complete, ${index.plannedBytes} planned\n`,
     );
+  }, 60_000);
+
+  it('a lying maps line (unmapped range) is unreadable with EIO; a range past the mapping is truncated', async () => {
+    const planned = await planProcessMemory({ exec, shell: 'sh', pid });
+    const regions = planned.info.maps.regions;
+    // a readable region followed by at least 16 unmapped pages
+    const i = regions.findIndex(
+      (r, k) =>
+        r.perms[0] === 'r' && r.path !== '[vvar]' && (regions[k + 1]?.start ?? 0n) - r.end >= 16n * 4096n,
+    );
+    expect(i).toBeGreaterThanOrEqual(0);
+    const real = regions[i] as (typeof regions)[number];
+    const lies = [
+      { start: 0x10000n, end: 0x12000n, perms: 'rw-p', offset: 0n, dev: '00:00', inode: '0', path: '[lie]' },
+      ...regions.slice(0, i),
+      { ...real, end: real.end + 8n * 4096n },
+      ...regions.slice(i + 1),
+    ];
+    const plan = planMemoryRead(lies);
+    const s = streamProcessCore({ exec, shell: 'sh', pid }, { ...planned, plan });
+    const file = join(work, 'lying.core');
+    await pipeline(Readable.from(s.core), createWriteStream(file));
+    const index = s.index();
+    expect(index.status).toBe('partial');
+    const lie = index.regions[0];
+    expect([lie?.status, lie?.reason, lie?.bytes]).toEqual(['unreadable', 'EIO', 0]);
+    const grown = index.regions[i + 1];
+    expect(grown?.status).toBe('truncated');
+    expect(grown?.bytes).toBe(Number(real.end - real.start));
+    expect(grown?.reason).toMatch(/EIO|short-read/);
+    // the others are still complete, and readelf still parses the core
+    expect(index.regions.filter((r) => r.status === 'complete').length).toBeGreaterThan(3);
+    expect(execFileSync('readelf', ['-lW', file], { encoding: 'utf8' })).toMatch(/CORE/);
+  }, 60_000);
+
+  it('a replaced dd flooding maps: capped, abandoned, recorded; no hang', async () => {
+    const t = await addSandboxPod(env, {
+      preset: 'shell-only',
+      files: {
+        '/usr/local/bin/dd': {
+          content:
+            '#!/bin/sh\ncase "$1" in\n  if=/proc/*/maps) while :; do printf "%s\\n" "00400000-00401000 r--p 00000000 00:00 0 /lie" "zz not maps" "00500000-00400000 rw-p 00000000 00:00 0"; done;;\n  *) exit 1;;\nesac\n',
+          mode: 0o755,
+        },
+      },
+    });
+    const hostile = kubeExec(env.kube, t);
+    const t0 = Date.now();
+    const planned = await planProcessMemory({ exec: hostile, shell: 'sh', pid: 1, mapsPages: 64 });
+    expect(Date.now() - t0).toBeLessThan(45_000);
+    expect(planned.info.problems.join('\n')).toMatch(/beyond the caps|beyond the 8388608-byte cap/);
+    expect(planned.info.maps.rejected.length).toBeGreaterThan(0);
+    expect(planned.unreadable).toMatch(/cannot|unknown|EPERM|frame/);
+    expect(planned.plan).toBeUndefined();
   }, 60_000);
 });

@@ -90,7 +90,7 @@ export function prpsinfoNote(p: CoreProcessInfo): Buffer {
   const d = Buffer.alloc(136);
   const st = p.state.slice(0, 1) || '?';
   const idx = 'RSDTZW'.indexOf(st);
-  d.writeUInt8(idx < 0 ? 0 : idx, 0);
+  d.writeUInt8(Math.max(idx, 0), 0);
   d.write(st, 1, 'latin1');
   d.writeUInt8(st === 'Z' ? 1 : 0, 2);
   d.writeInt8(Math.max(-128, Math.min(127, Math.trunc(p.nice) || 0)), 3);

@@ -62,6 +62,9 @@ export interface RegionRecord {
   detail?: string | undefined;
 }
 
+/** Bytes beyond the caps read before the info exec is abandoned. */
+const MAX_INFO_DROPPED = 1024 * 1024;
+
 const INFO_CAPS: Record<string, number> = {
   maps: 8 * 1024 * 1024,
   stat: 4096,
@@ -83,6 +86,8 @@ export interface ProcessMemoryInfo {
   /** Whether `/proc/<pid>/mem` could be opened; when false `memError` says why. */
   memReadable: boolean;
   memError?: string | undefined;
+  /** True when decoding stopped before the stream ended (flood or broken stream): abort the exec. */
+  stoppedEarly: boolean;
 }
 
 /** Turns a reader message into a reason code. */
@@ -113,7 +118,14 @@ export async function decodeMemoryInfo(
   const got = new Map<string, { data: Buffer[]; bytes: number; over: number; rc: number | null }>();
   const problems: string[] = [];
   let cur: string | undefined;
+  let dropped = 0;
+  let stoppedEarly = false;
   for await (const ev of events) {
+    if (dropped > MAX_INFO_DROPPED) {
+      problems.push(`info stream: more than ${MAX_INFO_DROPPED} bytes beyond the caps, stopped reading`);
+      stoppedEarly = true;
+      break;
+    }
     if (ev.type === 'begin') {
       const name = ev.header.join(' ');
       if (!(name in INFO_CAPS) || got.has(name)) {
@@ -131,12 +143,16 @@ export async function decodeMemoryInfo(
       if (keep > 0) f.data.push(Buffer.from(ev.chunk.subarray(0, keep)));
       f.bytes += keep;
       f.over += ev.chunk.length - keep;
+      dropped += ev.chunk.length - keep;
+    } else if (ev.type === 'data') {
+      dropped += ev.chunk.length;
     } else if (ev.type === 'end') {
       const f = cur ? got.get(cur) : undefined;
       if (f) f.rc = ev.rc;
       cur = undefined;
     } else if (ev.type === 'error') {
       problems.push(`info stream: ${ev.reason}`);
+      stoppedEarly = true;
       break;
     }
   }
@@ -204,6 +220,7 @@ export async function decodeMemoryInfo(
     process,
     machine: machineFromElf(text('exe')),
     memReadable,
+    stoppedEarly,
     ...(memReadable
       ? {}
       : {
@@ -222,6 +239,9 @@ export interface CoreAssemblyResult {
   /** True when every planned region is `complete` (skipped and capped regions aside) and the stream was clean. */
   allPlannedComplete: boolean;
 }
+
+/** Excess bytes of one region read (and dropped) before the stream is abandoned. */
+const MAX_EXCESS = 1024 * 1024;
 
 const ZERO = Buffer.alloc(64 * 1024);
 
@@ -262,6 +282,8 @@ export class CoreAssembler {
   private readonly problems: string[] = [];
   private done = false;
   private coreBytes = 0;
+  /** True once the assembler stopped reading before the stream ended: the exec must be aborted. */
+  stoppedEarly = false;
 
   constructor(
     private readonly machine: CoreMachine | undefined,
@@ -416,6 +438,10 @@ export class CoreAssembler {
             yield out(piece);
           }
           cur.excess += ev.chunk.length - keep;
+          if (cur.excess > MAX_EXCESS) {
+            broken = `more than ${MAX_EXCESS} bytes beyond the planned size of region ${cur.rec.id}`;
+            break;
+          }
         } else if (phase === 'R' && detailBytes < 1024) {
           const piece = Buffer.from(ev.chunk.subarray(0, 1024 - detailBytes));
           detail.push(piece);
@@ -441,7 +467,10 @@ export class CoreAssembler {
       }
       finishRegion();
     }
-    if (broken) this.problems.push(broken);
+    if (broken) {
+      this.problems.push(broken);
+      this.stoppedEarly = true;
+    }
     // regions whose frames never came: their reserved space is zero-filled, not claimed
     for (const p of planned.slice(next)) {
       const rec = this.records[this.plan.regions.indexOf(p)] as RegionRecord;

@@ -62,6 +62,7 @@ export async function planProcessMemory(opts: ProcessMemoryOptions): Promise<Pro
   const session = await opts.exec(memoryInfoArgv(opts.shell, opts.pid, opts.mapsPages), { stdin: true });
   const stdinProblem = await sendStdin(session, `${key}\n`);
   const info = await decodeMemoryInfo(demuxFrames(session.stdout, key), opts.pid);
+  if (info.stoppedEarly) session.abort(new Error('info stream abandoned'));
   const infoExit = await settle(session);
   if (stdinProblem) info.problems.push(`stdin: ${stdinProblem}`);
   if (!info.machine && opts.machineHint) info.machine = opts.machineHint;
@@ -96,8 +97,12 @@ export function streamProcessCore(
         hash.update(chunk);
         yield chunk;
       }
-      const problem = await stdin;
+      if (asm.stoppedEarly) session.abort(new Error('read stream abandoned'));
       const end = await settle(session);
+      const problem = await Promise.race([
+        stdin,
+        new Promise<string>((r) => setTimeout(() => r('stdin did not finish'), 200).unref()),
+      ]);
       if (problem) exitNote = `stdin: ${problem}`;
       if (end.error) exitNote = `read exec: ${end.error}`;
       else if (end.exitCode !== 0) exitNote = `read exec exited ${end.exitCode}`;
