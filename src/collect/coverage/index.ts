@@ -14,6 +14,42 @@ export {
   settle,
 } from './exec.js';
 export {
+  compareIntegrity,
+  decodeExecutableList,
+  decodePackageDb,
+  decodePulledFiles,
+  INTEGRITY_DB_SCRIPT,
+  INTEGRITY_DIRS,
+  INTEGRITY_LIST_SCRIPT,
+  INTEGRITY_PULL_SCRIPT,
+  type IntegrityDbCaps,
+  type IntegrityFinding,
+  type IntegrityPlanOptions,
+  type IntegrityReport,
+  type IntegrityRow,
+  integrityDbArgv,
+  integrityListArgv,
+  integrityPullArgv,
+  PULL_ARGV_BYTES,
+  type PulledFile,
+  planIntegrityPull,
+  usrMergedPath,
+} from './integrity.js';
+export {
+  emptyPackageDb,
+  type InstalledPackage,
+  md5sumsPackage,
+  normalizeDbPath,
+  type PackageDb,
+  type PackageDbLimits,
+  type PackageDigestAlgo,
+  type PackageFile,
+  parseApkInstalled,
+  parseDpkgStatus,
+  parseMd5sums,
+} from './integrity-db.js';
+export { type CheckIntegrityOptions, checkIntegrity } from './integrity-run.js';
+export {
   type MemoryIndex,
   type ProcessMemoryOptions,
   type ProcessMemoryPlan,
