@@ -253,7 +253,7 @@ describe('core assembly (hostile streams)', () => {
   });
 
   it('frames through the real demultiplexer', async () => {
-    const key = 'c0ffee'.repeat(5) + 'aa';
+    const key = `${'c0ffee'.repeat(5)}aa`;
     const frame = (h: string, body: Buffer | string, rc: number) =>
       Buffer.concat([Buffer.from(`\n${key} B ${h}\n`), Buffer.from(body), Buffer.from(`\n${key} E ${rc}\n`)]);
     const small = planMemoryRead(parseMaps('00400000-00401000 r--p 00000000 00:00 0 /x').regions);

@@ -6,6 +6,21 @@
  *
  * @module
  */
+
+export {
+  decodeExeInventory,
+  decodeExePull,
+  EXE_INVENTORY_SCRIPT,
+  EXE_PULL_SCRIPT,
+  type ExecutableHashes,
+  type ExeHash,
+  type ExeInventory,
+  exeInventoryArgv,
+  exePullArgv,
+  type HashExecutablesOptions,
+  hashExecutables,
+  type MappedObject,
+} from './exe-hashes.js';
 export {
   type CoverageExec,
   type CoverageExecSession,

@@ -352,8 +352,7 @@ export function planIntegrityPull(
   const want: string[] = [];
   for (const f of db.files.values()) if (inDirs(f.path)) want.push(f.path);
   for (const e of executables) if (!claimed.has(usrMergedPath(e))) want.push(e);
-  const seen = new Set<string>();
-  const unique = want.filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
+  const unique = [...new Set(want)];
   return { pull: unique.slice(0, max), notChecked: unique.slice(max) };
 }
 
