@@ -8,6 +8,18 @@
  */
 
 export {
+  applyEnvPolicy,
+  type EnvCategory,
+  envCategory,
+  HISTORY_FILES,
+  historyPaths,
+  MAX_CLEAR_VALUE,
+  type PasswdEntry,
+  type PolicyEnvEntry,
+  parsePasswd,
+  redactProxyCredentials,
+} from './env-policy.js';
+export {
   decodeExeInventory,
   decodeExePull,
   EXE_INVENTORY_SCRIPT,
