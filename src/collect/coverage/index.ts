@@ -7,6 +7,7 @@
  * @module
  */
 
+export { type CheckpointCustody, checkpointCustody } from './checkpoint.js';
 export {
   applyEnvPolicy,
   type EnvCategory,

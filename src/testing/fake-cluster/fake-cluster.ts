@@ -15,6 +15,7 @@ import { stringify as yamlStringify } from 'yaml';
 import { ConfigError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../util/index.js';
 import type { ContainerRuntime, RuntimeContainer } from '../runtime.js';
+import { isCheckpointPath, serveCheckpoint } from './checkpoint.js';
 import { chooseProtocol, ExecSession, MAX_FRAME_BYTES, V5 } from './exec.js';
 import {
   type ContainerEntry,
@@ -800,6 +801,14 @@ export class FakeCluster implements FakeClusterApi {
       rest.splice(0, 2);
     }
     const [resource = '', name, subresource, ...extra] = rest;
+    if (namespace === undefined && name !== undefined && isCheckpointPath(rest)) {
+      const verb = method === 'POST' ? 'create' : method.toLowerCase();
+      this.authorizeOrThrow(user, { verb, resource, subresource, name, apiGroup: '' });
+      if (!this.nodes.has(name)) throw notFound('nodes', name);
+      const pod = this.pods.get(`${rest[4]}/${rest[5]}`);
+      serveCheckpoint(this, { method, node: name, rest, pod: pod && podJson(pod), now: this.clock(), res });
+      return;
+    }
     if (extra.length > 0 || !['pods', 'events', 'nodes', 'namespaces'].includes(resource)) {
       throw status(404, 'NotFound', 'the server could not find the requested resource', {});
     }
