@@ -88,7 +88,8 @@ export async function checkIntegrity(
       execs++;
       const st = await sendStdin(s, `${k}\n`);
       if (st) problems.push(`pull stdin: ${st}`);
-      const got = await decodePulledFiles(demuxFrames(s.stdout, k), paths, capBytes);
+      const algos = paths.map((p) => dbRead.db.files.get(p)?.algo);
+      const got = await decodePulledFiles(demuxFrames(s.stdout, k), paths, capBytes, algos);
       if (got.problem) s.abort(new Error('pull stream abandoned'));
       const end = await settle(s);
       if (got.problem) problems.push(`pull: ${got.problem}`);

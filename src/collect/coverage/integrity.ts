@@ -271,9 +271,11 @@ export async function decodePulledFiles(
   events: AsyncIterable<FrameEvent>,
   paths: readonly string[],
   capBytes: number,
+  /** Digest each path's package recorded (aligned with `paths`); SHA-256 is always computed. Default: md5 and sha1 for all. */
+  algos?: readonly (PackageDigestAlgo | undefined)[],
 ): Promise<{ files: PulledFile[]; problem?: string | undefined }> {
   const files: PulledFile[] = [];
-  let cur: { f: PulledFile; h: ReturnType<typeof createHash>[] } | undefined;
+  let cur: { f: PulledFile; h: { n: 'md5' | 'sha1' | 'sha256'; h: ReturnType<typeof createHash> }[] } | undefined;
   for await (const ev of events) {
     if (ev.type === 'error') return { files, problem: ev.reason };
     if (ev.type === 'begin') {
@@ -288,20 +290,22 @@ export async function decodePulledFiles(
         bytes: 0,
         whole: true,
       };
-      cur = { f, h: t === 'F' ? [createHash('md5'), createHash('sha1'), createHash('sha256')] : [] };
+      const want = algos ? algos[files.length] : undefined;
+      const names: ('md5' | 'sha1' | 'sha256')[] =
+        t !== 'F' ? [] : algos ? (want && want !== 'sha256' ? [want, 'sha256'] : ['sha256']) : ['md5', 'sha1', 'sha256'];
+      cur = { f, h: names.map((n) => ({ n, h: createHash(n) })) };
       files.push(f);
     } else if (ev.type === 'data' && cur) {
       const room = capBytes - cur.f.bytes;
       const piece = ev.chunk.subarray(0, Math.max(0, room));
-      for (const h of cur.h) h.update(piece);
+      for (const x of cur.h) x.h.update(piece);
       cur.f.bytes += piece.length;
       if (ev.chunk.length > piece.length) {
         cur.f.whole = false;
         cur.f.reason = 'more bytes than the cap';
       }
     } else if (ev.type === 'end' && cur) {
-      const [md5, sha1, sha256] = cur.h.map((h) => h.digest('hex'));
-      if (cur.f.kind === 'file') Object.assign(cur.f, { md5, sha1, sha256 });
+      for (const x of cur.h) cur.f[x.n] = x.h.digest('hex');
       if (ev.rc !== 0) {
         cur.f.whole = false;
         cur.f.reason = `reader exited ${ev.rc}`;
