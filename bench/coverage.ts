@@ -69,11 +69,25 @@ export async function benchCoverage(files = 300, kib = 256, runs = 3): Promise<C
     map['/var/lib/dpkg/info/bench.md5sums'] = { content: `${sums.join('\n')}\n` };
     await cluster.addPod({
       name: 'bench',
-      containers: [{ name: 'app', image: 'busybox', runtime: 'sandbox', options: { preset: 'busybox', files: map } }],
+      containers: [
+        { name: 'app', image: 'busybox', runtime: 'sandbox', options: { preset: 'busybox', files: map } },
+      ],
     });
-    const kube = new KubeClient({ server: cluster.server, caData: cluster.caData, token: cluster.adminToken, timeoutMs: 120_000 });
+    const kube = new KubeClient({
+      server: cluster.server,
+      caData: cluster.caData,
+      token: cluster.adminToken,
+      timeoutMs: 120_000,
+    });
     const exec: CoverageExec = (command, o) =>
-      kube.exec({ namespace: 'default', pod: 'bench', container: 'app', command, stdin: o.stdin, timeoutMs: 300_000 });
+      kube.exec({
+        namespace: 'default',
+        pod: 'bench',
+        container: 'app',
+        command,
+        stdin: o.stdin,
+        timeoutMs: 300_000,
+      });
     const integ: number[] = [];
     const md5: number[] = [];
     const exe: number[] = [];
@@ -85,7 +99,8 @@ export async function benchCoverage(files = 300, kib = 256, runs = 3): Promise<C
       let t = performance.now();
       const res = await checkIntegrity({ exec, shell: 'sh', dirs: ['/usr/lib/bench'] });
       integ.push(performance.now() - t);
-      if (res.report.counts.ok !== files) throw new Error(`integrity bench: ${JSON.stringify(res.report.counts)}`);
+      if (res.report.counts.ok !== files)
+        throw new Error(`integrity bench: ${JSON.stringify(res.report.counts)}`);
       t = performance.now();
       await drain(exec, ['sh', '-c', 'cd / && md5sum -c /var/lib/dpkg/info/bench.md5sums >/dev/null']);
       md5.push(performance.now() - t);

@@ -17,8 +17,11 @@ import type { CallOptions } from './types.js';
 export interface CheckpointOptions extends CallOptions {
   /** Node the pod runs on (`spec.nodeName`). */
   node: string;
+  /** Pod namespace. */
   namespace: string;
+  /** Pod name. */
   pod: string;
+  /** Container name. */
   container: string;
   /** Seconds the kubelet may take (its `timeout` query parameter; kubelet default 60). */
   timeoutSeconds?: number | undefined;
@@ -26,9 +29,13 @@ export interface CheckpointOptions extends CallOptions {
 
 /** A checkpoint taken: the archive stays on the node. */
 export interface CheckpointResult {
+  /** Node whose kubelet wrote the archive. */
   node: string;
+  /** Pod namespace. */
   namespace: string;
+  /** Pod name. */
   pod: string;
+  /** Container name. */
   container: string;
   /** Archive paths on the node, as the kubelet reported them. */
   archives: string[];

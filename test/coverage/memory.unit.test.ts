@@ -336,3 +336,38 @@ describe('info decoding (hostile)', () => {
     expect(info.memReadable).toBe(false);
   });
 });
+
+describe('core assembly memory', () => {
+  it('streams a 256 MiB region without holding it', async () => {
+    const size = 256 * 1024 * 1024;
+    const plan = planMemoryRead(
+      parseMaps(`7f0000000000-${(0x7f0000000000 + size).toString(16)} rw-p 00000000 00:00 0`).regions,
+    );
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    async function* src(): AsyncGenerator<FrameEvent> {
+      yield begin('0', 'M');
+      for (let n = 0; n < size; n += chunk.length) yield data(chunk);
+      yield end(0);
+      yield begin('0', 'R');
+      yield end(0);
+    }
+    global.gc?.();
+    const before = process.memoryUsage();
+    let peak = 0;
+    let bytes = 0;
+    const asm = new CoreAssembler('x86_64', INFO, plan);
+    for await (const c of asm.stream(src())) {
+      bytes += c.length;
+      if ((bytes & 0xffffff) === 0) {
+        const m = process.memoryUsage();
+        peak = Math.max(
+          peak,
+          m.heapUsed + m.external + m.arrayBuffers - before.heapUsed - before.external - before.arrayBuffers,
+        );
+      }
+    }
+    expect(asm.result.regions[0]?.status).toBe('complete');
+    expect(bytes).toBe(asm.result.coreBytes);
+    expect(peak).toBeLessThan(64 * 1024 * 1024);
+  }, 60_000);
+});

@@ -275,7 +275,9 @@ export async function decodePulledFiles(
   algos?: readonly (PackageDigestAlgo | undefined)[],
 ): Promise<{ files: PulledFile[]; problem?: string | undefined }> {
   const files: PulledFile[] = [];
-  let cur: { f: PulledFile; h: { n: 'md5' | 'sha1' | 'sha256'; h: ReturnType<typeof createHash> }[] } | undefined;
+  let cur:
+    | { f: PulledFile; h: { n: 'md5' | 'sha1' | 'sha256'; h: ReturnType<typeof createHash> }[] }
+    | undefined;
   for await (const ev of events) {
     if (ev.type === 'error') return { files, problem: ev.reason };
     if (ev.type === 'begin') {
@@ -292,7 +294,13 @@ export async function decodePulledFiles(
       };
       const want = algos ? algos[files.length] : undefined;
       const names: ('md5' | 'sha1' | 'sha256')[] =
-        t !== 'F' ? [] : algos ? (want && want !== 'sha256' ? [want, 'sha256'] : ['sha256']) : ['md5', 'sha1', 'sha256'];
+        t !== 'F'
+          ? []
+          : algos
+            ? want && want !== 'sha256'
+              ? [want, 'sha256']
+              : ['sha256']
+            : ['md5', 'sha1', 'sha256'];
       cur = { f, h: names.map((n) => ({ n, h: createHash(n) })) };
       files.push(f);
     } else if (ev.type === 'data' && cur) {
