@@ -154,8 +154,14 @@ class Builder {
   }
 }
 
-function lines(text: string): string[] {
-  return text.split('\n');
+function* lines(text: string): Generator<string> {
+  let pos = 0;
+  while (pos <= text.length) {
+    let nl = text.indexOf('\n', pos);
+    if (nl < 0) nl = text.length;
+    yield text.slice(pos, nl);
+    pos = nl + 1;
+  }
 }
 
 /**
