@@ -404,6 +404,26 @@ export class EphemeralContainerError extends EksForensicsError {
   }
 }
 
+/** Which piece a kubelet checkpoint lacks (see {@link CheckpointError}). */
+export type CheckpointMissing = 'rbac' | 'feature-gate' | 'runtime' | 'target';
+
+/**
+ * A kubelet checkpoint (`POST /api/v1/nodes/<node>/proxy/checkpoint/<ns>/<pod>/<container>`) could
+ * not be taken. `missing` names the piece: `rbac` (`create` on `nodes/proxy`), `feature-gate`
+ * (the kubelet's `ContainerCheckpoint` gate is off), `runtime` (the container runtime does not
+ * implement checkpointing, or CRIU failed), `target` (node, pod or container unknown).
+ */
+export class CheckpointError extends EksForensicsError {
+  static override readonly kind: string = 'CheckpointError';
+  override readonly code: string = 'EKSF_CHECKPOINT';
+  /** The missing piece. */
+  readonly missing: CheckpointMissing;
+  constructor(message: string, options: EksForensicsErrorOptions & { missing?: CheckpointMissing } = {}) {
+    super(message, options);
+    this.missing = options.missing ?? 'runtime';
+  }
+}
+
 /** Every error class, for catalog checks and documentation. */
 export const ERROR_CLASSES = [
   EksForensicsError,
@@ -430,4 +450,5 @@ export const ERROR_CLASSES = [
   NotMappedError,
   EvidenceError,
   EphemeralContainerError,
+  CheckpointError,
 ] as const;

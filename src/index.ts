@@ -361,6 +361,8 @@ export {
   type TarReceiveResult,
 } from './collect/index.js';
 export { EphemeralContainerError, type EphemeralFailure } from './errors.js';
+export { CheckpointError, type CheckpointMissing } from './errors.js';
+export type { CheckpointOptions, CheckpointResult } from './kube/index.js';
 export {
   type AttachInput,
   addedCapabilities,

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ConfigError, ExpiredError, LimitExceededError, TimeoutError, UnauthorizedError } from '../errors.js';
 import { abortError } from '../util/index.js';
+import { type CheckpointOptions, type CheckpointResult, checkpointContainer } from './checkpoint.js';
 import { startExec } from './exec/session.js';
 import { KubeTransport } from './http.js';
 import {
@@ -321,6 +322,15 @@ export class KubeClient {
       },
       podSchema,
     );
+  }
+
+  /**
+   * Asks the node's kubelet to checkpoint a container (`POST /api/v1/nodes/<node>/proxy/checkpoint/…`).
+   * The archive is written on the node and stays there; it holds all the container's memory.
+   * Never retried. @throws CheckpointError naming the missing piece (rbac, feature-gate, runtime, target).
+   */
+  async checkpointContainer(options: CheckpointOptions): Promise<CheckpointResult> {
+    return checkpointContainer(this.#t, options);
   }
 
   /**

@@ -4,6 +4,12 @@
  *
  * @module
  */
+export {
+  type CheckpointOptions,
+  type CheckpointResult,
+  checkpointResponseSchema,
+  explainCheckpointError,
+} from './checkpoint.js';
 export { KubeClient } from './client.js';
 export {
   Channel,

@@ -24,6 +24,11 @@ export {
   type EksTokenVerifyResult,
   verifyEksToken,
 } from './fake-cluster/eks-token.js';
+export {
+  type FakeCheckpointBehavior,
+  fakeCheckpointArchives,
+  setFakeCheckpointBehavior,
+} from './fake-cluster/checkpoint.js';
 export { FakeCluster } from './fake-cluster/fake-cluster.js';
 export { execNotFoundMessage, randomContainerId } from './fake-cluster/runtimes/common.js';
 export { createHostRuntime } from './fake-cluster/runtimes/host.js';
