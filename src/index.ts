@@ -279,7 +279,7 @@ export {
   snapshotNode,
   toNodeRef,
   toPodRef,
-} from './collect/aws-evidence/index.js';
+} from './aws-evidence/index.js';
 export {
   type AcquisitionReport,
   type AcquisitionTarget,

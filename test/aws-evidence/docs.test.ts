@@ -10,7 +10,7 @@ import {
 
 const root = new URL('../../', import.meta.url).pathname;
 const doc = readFileSync(join(root, 'docs/aws-evidence.md'), 'utf8');
-const srcDir = join(root, 'src/collect/aws-evidence');
+const srcDir = join(root, 'src/aws-evidence');
 
 describe('docs/aws-evidence.md stays in sync with the code', () => {
   it('lists every IAM action the code calls, and the code calls nothing unlisted', () => {

@@ -2,8 +2,8 @@
  * One AWS API call with bounded backoff on throttling and errors mapped to {@link AwsRequestError}
  * naming the IAM action, so a denial says exactly what to grant.
  */
-import { AbortedError, type AwsFailureKind, AwsRequestError } from '../../errors.js';
-import { abortError, throwIfAborted } from '../../util/index.js';
+import { AbortedError, type AwsFailureKind, AwsRequestError } from '../errors.js';
+import { abortError, throwIfAborted } from '../util/index.js';
 
 /** Bounded retries of throttled AWS calls (on top of the SDK's own retries). */
 export interface AwsRetryOptions {
