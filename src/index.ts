@@ -92,6 +92,7 @@ export {
   type AssumeRoleOptions,
   type AwsCredentials,
   type AwsErrorContext,
+  type AwsErrorClass,
   type AwsPartition,
   assumeRoleCredentials,
   buildExecCredential,
