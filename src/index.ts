@@ -246,6 +246,22 @@ export {
   toPodInfo,
   type VisibilityPolicy,
 } from './catalog/index.js';
+// pod identity context (catalog)
+export {
+  IDENTITY_IAM_ACTIONS,
+  IDENTITY_READ_PERMISSIONS,
+  type IdentityItem,
+  type IdentityReadPermission,
+  type IdentitySkip,
+  IRSA_ROLE_ANNOTATION,
+  identityReaderClusterRoleYaml,
+  type PodIdentityContext,
+  type PodIdentityContextOptions,
+  type PodIdentityLookup,
+  type PodSelector,
+  podIdentityContext,
+  podIdentityContextSchema,
+} from './catalog/index.js';
 
 // --- collect (layer 3) ---
 export {

@@ -16,6 +16,7 @@ import { ConfigError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../util/index.js';
 import type { ContainerRuntime, RuntimeContainer } from '../runtime.js';
 import { chooseProtocol, ExecSession, MAX_FRAME_BYTES, V5 } from './exec.js';
+import { FakeObjectStore } from './object-store.js';
 import {
   type ContainerEntry,
   containerSpecJson,
@@ -300,6 +301,7 @@ export class FakeCluster implements FakeClusterApi {
   private readonly pods = new Map<string, PodEntry>();
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly events: EventEntry[] = [];
+  private readonly stored = new FakeObjectStore();
   private readonly runtimes: Map<string, ContainerRuntime>;
   private readonly snapshots = new Map<number, number>();
   private readonly sockets = new Set<Socket | Duplex>();
@@ -422,6 +424,15 @@ export class FakeCluster implements FakeClusterApi {
   private bump(): number {
     this.rv += 1;
     return this.rv;
+  }
+
+  /**
+   * Adds a stored object (ServiceAccount, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+   * ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob, NetworkPolicy), served by get and
+   * list; returns it as served.
+   */
+  addObject(obj: KubeJsonObject): KubeJsonObject {
+    return this.stored.add(obj, this.bump(), this.clock());
   }
 
   /** Adds a node; returns its JSON. */
@@ -791,6 +802,16 @@ export class FakeCluster implements FakeClusterApi {
       }
     }
 
+    const stored = this.stored.route(seg);
+    if (stored) {
+      if (method !== 'GET') throw status(405, 'MethodNotAllowed', 'FakeCluster serves get and list here');
+      const verb = stored.name === undefined ? 'list' : 'get';
+      this.authorizeOrThrow(user, { ...stored, verb, apiGroup: stored.group });
+      const body = this.stored.serve(stored, q, this.rv);
+      if (!body) throw notFound(stored.resource, stored.name ?? '');
+      writeJson(res, 200, body);
+      return;
+    }
     if (seg[0] !== 'api' || seg[1] !== 'v1')
       throw status(404, 'NotFound', 'the server could not find the requested resource', {});
     const rest = seg.slice(2);
