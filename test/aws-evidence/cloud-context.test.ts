@@ -100,7 +100,9 @@ describe('collectCloudContext into a bundle', () => {
     expect(r.cloudTrail).toBeUndefined();
     const { byPath } = await manifestOf(w);
     expect(byPath.get(CLOUD_CONTEXT_PATHS.guardDuty)?.status).toBe('complete');
-    expect([...byPath.keys()].sort()).toEqual([CLOUD_CONTEXT_PATHS.guardDuty, CLOUD_CONTEXT_PATHS.identity].sort());
+    expect([...byPath.keys()].sort()).toEqual(
+      [CLOUD_CONTEXT_PATHS.guardDuty, CLOUD_CONTEXT_PATHS.identity].sort(),
+    );
   });
 
   it('a part altered after the fact fails verification', async () => {
