@@ -35,6 +35,7 @@ export {
   IDENTITY_IAM_ACTIONS,
   IDENTITY_READ_PERMISSIONS,
   type IdentityItem,
+  type IdentityKube,
   type IdentityReadPermission,
   type IdentitySkip,
   IRSA_ROLE_ANNOTATION,

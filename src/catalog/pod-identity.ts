@@ -369,6 +369,9 @@ export interface PodIdentityContextOptions {
   now?: (() => Date) | undefined;
 }
 
+/** The part of a `KubeClient` {@link podIdentityContext} uses. */
+export type IdentityKube = Pick<KubeClient, 'getPod' | 'getObject' | 'listObjects'>;
+
 /** A pod: the object, or its namespace and name (then it is read with `get pods`). */
 export type PodSelector = Pod | { namespace: string; name: string };
 
@@ -446,7 +449,7 @@ function eventTime(e: Record<string, unknown>): number | undefined {
  *   exist; {@link ForbiddenError} when even `get pods` is denied.
  */
 export async function podIdentityContext(
-  kube: KubeClient,
+  kube: IdentityKube,
   pod: PodSelector,
   options: PodIdentityContextOptions = {},
 ): Promise<PodIdentityContext> {
@@ -680,7 +683,7 @@ async function readPodIdentityAssociations(
 }
 
 async function readRbac(
-  kube: KubeClient,
+  kube: IdentityKube,
   namespace: string,
   saName: string,
   maxBindings: number,
@@ -800,7 +803,7 @@ async function readRbac(
 }
 
 async function readOwners(
-  kube: KubeClient,
+  kube: IdentityKube,
   pod: Pod,
   signal: AbortSignal | undefined,
   fail: (item: IdentityItem, err: unknown, resource?: string) => void,
