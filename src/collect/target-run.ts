@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { podIdentityContext } from '../catalog/index.js';
 import { isEksForensicsError } from '../errors.js';
 import type { ArtifactBody, ArtifactMeta, ArtifactRecord, BundleWriter } from '../evidence/index.js';
 import type { Pod, UserInfo } from '../kube/index.js';
@@ -758,6 +759,40 @@ export class TargetRun {
             `${errMessage(err)} (grant get on nodes to capture it)`,
             this.#meta(src('node')),
           );
+        }
+      }
+    }
+    if (wanted.has('identity') && pod) {
+      const { getObject, listObjects } = o.kube;
+      const path = 'pod/identity-context.json';
+      if (!getObject || !listObjects) {
+        await this.record(
+          path,
+          'skipped',
+          'the client has no getObject()/listObjects()',
+          this.#meta(src('identity')),
+        );
+      } else {
+        const kube = {
+          getPod: o.kube.getPod.bind(o.kube),
+          getObject: getObject.bind(o.kube),
+          listObjects: listObjects.bind(o.kube),
+        };
+        try {
+          const doc = await call('pod identity context', (signal) =>
+            podIdentityContext(kube, pod, { signal }),
+          );
+          const reason = `identity context incomplete: ${doc.skipped.map((x) => `${x.item} (${x.code})`).join(', ') || 'a list bound was reached'}; see docs/permissions.md`;
+          await this.storeBuffer(
+            path,
+            `${JSON.stringify(doc, null, 2)}\n`,
+            this.#meta(src('identity'), {
+              contentType: 'application/json',
+              ...(doc.complete ? {} : { status: 'truncated', reason }),
+            }),
+          );
+        } catch (err) {
+          await this.record(path, 'failed', errMessage(err), this.#meta(src('identity')));
         }
       }
     }
