@@ -200,6 +200,49 @@ describe('podIdentityContext against FakeCluster', () => {
     expect(doc.owners.revisions).toEqual([]);
   });
 
+  it('a flood of bindings is bounded: the listing stops at maxBindings and the document says so', async () => {
+    for (let i = 0; i < 30; i++) {
+      cluster.addObject({
+        kind: 'RoleBinding',
+        metadata: { name: `flood-${String(i).padStart(3, '0')}`, namespace: 'zz-flood' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'nothing' },
+        subjects: [{ kind: 'Group', name: 'system:serviceaccounts' }],
+      });
+    }
+    const doc = await podIdentityContext(
+      admin,
+      { namespace: fx.namespace, name: fx.pod },
+      { window: WINDOW, maxBindings: 10 },
+    );
+    expect(doc.rbac.truncated).toBe(true);
+    expect(doc.complete).toBe(false);
+    const full = await podIdentityContext(
+      admin,
+      { namespace: fx.namespace, name: fx.pod },
+      { window: WINDOW },
+    );
+    // every flood binding grants through system:serviceaccounts, each to a missing Role
+    expect(full.rbac.bindings.filter((b) => b.name.startsWith('flood-'))).toHaveLength(30);
+    expect(full.rbac.bindings.find((b) => b.name === 'flood-000')?.roleStatus).toBe('missing');
+    for (let i = 0; i < 30; i++)
+      cluster.removeObject('RoleBinding', 'zz-flood', `flood-${String(i).padStart(3, '0')}`);
+  });
+
+  it('a NetworkPolicy with an unknown selector operator selects nothing rather than guessing', async () => {
+    cluster.addObject({
+      kind: 'NetworkPolicy',
+      metadata: { name: 'weird', namespace: fx.namespace },
+      spec: { podSelector: { matchExpressions: [{ key: 'app', operator: 'Matches', values: ['w.*'] }] } },
+    });
+    const doc = await podIdentityContext(
+      admin,
+      { namespace: fx.namespace, name: fx.pod },
+      { window: WINDOW },
+    );
+    expect(doc.networkPolicies.selecting.map((n) => n.name)).toEqual(['web-ingress']);
+    cluster.removeObject('NetworkPolicy', fx.namespace, 'weird');
+  });
+
   describe('Pod Identity associations (FakeAws EKS)', () => {
     const lookup = () => ({
       clusterName: 'prod',

@@ -435,6 +435,11 @@ export class FakeCluster implements FakeClusterApi {
     return this.stored.add(obj, this.bump(), this.clock());
   }
 
+  /** Removes a stored object added with {@link FakeCluster.addObject}; true when it existed. */
+  removeObject(kind: string, namespace: string | undefined, name: string): boolean {
+    return this.stored.remove(kind, namespace, name);
+  }
+
   /** Adds a node; returns its JSON. */
   addNode(spec: FakeNodeSpec): KubeJsonObject {
     if (this.nodes.has(spec.name)) throw new ConfigError(`node "${spec.name}" already exists`);
