@@ -84,6 +84,15 @@ export {
   type UserInfo,
   userInfoSchema,
 } from './kube/index.js';
+// objects read for the identity context (kube)
+export {
+  KUBE_RESOURCES,
+  type KubeResourceDef,
+  type KubeResourceKind,
+  type KubeResourceObject,
+  type ListObjectsOptions,
+  type ListObjectsResult,
+} from './kube/index.js';
 export { type Logger, redactSecrets, silentLogger } from './util/index.js';
 
 // --- aws (layer 1) ---
@@ -254,6 +263,7 @@ export {
   type IdentityKube,
   type IdentityReadPermission,
   type IdentitySkip,
+  identitySkipSchema,
   IRSA_ROLE_ANNOTATION,
   identityReaderClusterRoleYaml,
   type PodIdentityContext,

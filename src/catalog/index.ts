@@ -40,6 +40,7 @@ export {
   type IdentitySkip,
   IRSA_ROLE_ANNOTATION,
   identityReaderClusterRoleYaml,
+  identitySkipSchema,
   type PodIdentityContext,
   type PodIdentityContextOptions,
   type PodIdentityLookup,

@@ -196,7 +196,8 @@ const KIND_RESOURCE: Partial<Record<KubeResourceKind, { apiGroup: string; resour
 
 // ------------------------------------------------------------------ document schema
 
-const skipSchema = z.object({
+/** zod schema of one recorded skip of a {@link PodIdentityContext}. */
+export const identitySkipSchema = z.object({
   item: z.string(),
   code: z.string(),
   reason: z.string(),
@@ -329,13 +330,13 @@ export const podIdentityContextSchema = z.object({
     ingressIsolated: z.boolean().nullable(),
     egressIsolated: z.boolean().nullable(),
   }),
-  skipped: z.array(skipSchema),
+  skipped: z.array(identitySkipSchema),
 });
 
 /** The identity context of one pod; see {@link podIdentityContext}. */
 export type PodIdentityContext = z.infer<typeof podIdentityContextSchema>;
 /** One recorded skip of a {@link PodIdentityContext}. */
-export type IdentitySkip = z.infer<typeof skipSchema>;
+export type IdentitySkip = z.infer<typeof identitySkipSchema>;
 
 /** Where to read the Pod Identity associations (EKS API). */
 export interface PodIdentityLookup {

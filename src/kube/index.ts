@@ -26,6 +26,7 @@ export {
 export { normalizeCaData, parseForbidden } from './http.js';
 export {
   KUBE_RESOURCES,
+  type KubeResourceDef,
   type KubeResourceKind,
   type KubeResourceObject,
   type LabelSelector,

@@ -138,11 +138,17 @@ export type LabelSelector = z.infer<typeof labelSelectorSchema>;
 /** A core event listed by namespace. */
 export type NamespaceEvent = z.infer<typeof namespaceEventSchema>;
 
-interface ResourceDef<S extends z.ZodType> {
+/** Where one kind lives in the API, and the schema its objects are validated with. */
+export interface KubeResourceDef<S extends z.ZodType> {
+  /** API group (`''` for core). */
   group: string;
+  /** API version. */
   version: string;
+  /** Plural resource name. */
   resource: string;
+  /** Namespaced or cluster-scoped. */
   namespaced: boolean;
+  /** zod schema of one object. */
   schema: S;
 }
 
@@ -152,7 +158,7 @@ const def = <S extends z.ZodType>(
   resource: string,
   namespaced: boolean,
   schema: S,
-): ResourceDef<S> => ({ group, version, resource, namespaced, schema });
+): KubeResourceDef<S> => ({ group, version, resource, namespaced, schema });
 
 /** Where each kind the identity context reads lives in the API, and its schema. */
 export const KUBE_RESOURCES = {
