@@ -100,6 +100,11 @@ const CADO_RULES: FakeRbacRule[] = [
   { verbs: ['get'], resources: ['pods/log'] },
   { verbs: ['list'], resources: ['events'] },
   { verbs: ['get'], resources: ['nodes'] },
+  // identityReaderClusterRoleYaml(): what the pod-state identity context reads
+  { verbs: ['get'], resources: ['serviceaccounts', 'roles', 'clusterroles'] },
+  { verbs: ['list'], resources: ['rolebindings', 'clusterrolebindings', 'networkpolicies'] },
+  { verbs: ['get', 'list'], resources: ['replicasets'] },
+  { verbs: ['get'], resources: ['deployments', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs'] },
 ];
 
 const AUTHORIZED_KEYS =

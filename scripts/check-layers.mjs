@@ -12,9 +12,10 @@ const allowed = {
   kube: ['core'],
   evidence: ['core'],
   catalog: ['core', 'aws', 'kube'],
+  'aws-evidence': ['core', 'aws', 'evidence', 'kube', 'catalog'],
   collect: ['core', 'kube', 'evidence', 'catalog', 'aws'],
-  testing: ['core', 'aws', 'kube', 'evidence', 'catalog', 'collect'],
-  root: ['core', 'aws', 'kube', 'evidence', 'catalog', 'collect'],
+  testing: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
+  root: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
 };
 
 function layerOf(file) {

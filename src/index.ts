@@ -86,6 +86,15 @@ export {
   type UserInfo,
   userInfoSchema,
 } from './kube/index.js';
+// objects read for the identity context (kube)
+export {
+  KUBE_RESOURCES,
+  type KubeResourceDef,
+  type KubeResourceKind,
+  type KubeResourceObject,
+  type ListObjectsOptions,
+  type ListObjectsResult,
+} from './kube/index.js';
 export { type Logger, redactSecrets, silentLogger } from './util/index.js';
 
 // --- aws (layer 1) ---
@@ -94,6 +103,7 @@ export {
   type AssumeRoleOptions,
   type AwsCredentials,
   type AwsErrorContext,
+  type AwsErrorClass,
   type AwsPartition,
   assumeRoleCredentials,
   buildExecCredential,
@@ -253,6 +263,24 @@ export {
   toPodInfo,
   type VisibilityPolicy,
 } from './catalog/index.js';
+// pod identity context (catalog)
+export {
+  IDENTITY_IAM_ACTIONS,
+  IDENTITY_READ_PERMISSIONS,
+  type IdentityItem,
+  type IdentityKube,
+  type IdentityReadPermission,
+  type IdentitySkip,
+  identitySkipSchema,
+  IRSA_ROLE_ANNOTATION,
+  identityReaderClusterRoleYaml,
+  type PodIdentityContext,
+  type PodIdentityContextOptions,
+  type PodIdentityLookup,
+  type PodSelector,
+  podIdentityContext,
+  podIdentityContextSchema,
+} from './catalog/index.js';
 
 // --- collect (layer 3) ---
 export {
@@ -287,7 +315,36 @@ export {
   snapshotNode,
   toNodeRef,
   toPodRef,
-} from './collect/aws-evidence/index.js';
+} from './aws-evidence/index.js';
+// cloud-side context (aws-evidence)
+export {
+  assessImds,
+  CLOUD_CONTEXT_PATHS,
+  CLOUDTRAIL_ACTION,
+  type CloudContextResult,
+  type CloudTrailActivity,
+  type CloudTrailActivityOptions,
+  type CloudTrailCall,
+  type CloudTrailLookup,
+  type CloudTrailPrincipal,
+  type CloudTrailSource,
+  type CollectCloudContextOptions,
+  classifySource,
+  cloudTrailActivity,
+  collectCloudContext,
+  GUARDDUTY_ACTIONS,
+  type GuardDutyFindingSummary,
+  type GuardDutyFindingsOptions,
+  type GuardDutyFindingsResult,
+  guardDutyFindings,
+  type ImdsExposure,
+  type KnownSources,
+  NODE_CONTEXT_ACTIONS,
+  type NodeContextOptions,
+  type NodeContextResult,
+  nodeContext,
+  type SourceClass,
+} from './aws-evidence/index.js';
 export {
   type AcquisitionReport,
   type AcquisitionTarget,

@@ -5,6 +5,7 @@ const ACCESS = new Set([
   'AccessDenied',
   'AccessDeniedException',
   'UnauthorizedOperation',
+  'UnauthorizedAccess',
   'UnrecognizedClientException',
   'InvalidClientTokenId',
   'ExpiredToken',
@@ -12,13 +13,29 @@ const ACCESS = new Set([
   'SignatureDoesNotMatch',
   'AuthFailure',
   'InvalidSignatureException',
+  'MissingAuthenticationTokenException',
 ]);
 const THROTTLE = new Set([
   'Throttling',
   'ThrottlingException',
+  'ThrottledException',
   'TooManyRequestsException',
   'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'LimitExceededException',
+  'SnapshotCreationPerVolumeRateExceeded',
   'SlowDown',
+]);
+/** Server-side trouble worth retrying like throttling, but reported as `error` when it persists. */
+const TRANSIENT = new Set([
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'Unavailable',
+  'InternalError',
+  'InternalFailure',
+  'InternalServerError',
+  'InternalServerErrorException',
 ]);
 const NETWORK = new Set([
   'ECONNREFUSED',
@@ -29,6 +46,23 @@ const NETWORK = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+const NOT_FOUND = new Set(['ResourceNotFoundException', 'NotFoundException', 'NoSuchEntity', 'NotFound']);
+const INVALID = new Set([
+  'InvalidParameterException',
+  'InvalidParameterValue',
+  'InvalidParameterValueException',
+  'InvalidParameterCombination',
+  'InvalidRequestException',
+  'InvalidLookupAttributesException',
+  'InvalidTimeRangeException',
+  'InvalidNextTokenException',
+  'InvalidInputException',
+  'BadRequestException',
+  'ValidationError',
+  'ValidationException',
 ]);
 
 /** Context for {@link toAwsRequestError}. */
@@ -43,37 +77,69 @@ export interface AwsErrorContext {
   hint?: string | undefined;
 }
 
+/** What {@link classifyAwsError} makes of an error. */
+export interface AwsErrorClass {
+  /** The classification. */
+  kind: AwsFailureKind;
+  /** AWS's error name (`AccessDeniedException`), or the network error code (`ECONNREFUSED`). */
+  awsCode?: string;
+  /** HTTP status AWS answered with, when it answered. */
+  httpStatus?: number;
+  /** True when retrying after a backoff may help (throttling, a 5xx, a transient server error). */
+  retryable: boolean;
+}
+
 function field(err: unknown, key: string): unknown {
   return err !== null && typeof err === 'object' ? (err as Record<string, unknown>)[key] : undefined;
 }
 
-/** Classifies an AWS SDK error (or a network error) into an {@link AwsFailureKind}. */
-export function classifyAwsError(err: unknown, region?: string): { kind: AwsFailureKind; awsCode?: string } {
+/**
+ * Classifies an AWS SDK error (or a network error) into an {@link AwsFailureKind}. The one
+ * classifier of the library: discovery, credentials and every AWS-side evidence step use it.
+ *
+ * @param region - the region the call went to; a rejected token in an opt-in region is
+ *   `region-disabled`, not `access-denied`.
+ */
+export function classifyAwsError(err: unknown, region?: string): AwsErrorClass {
   const name = field(err, 'name');
+  const upper = field(err, 'Code');
   const code = field(err, 'code') ?? field(field(err, 'cause'), 'code');
   const meta = field(err, '$metadata');
-  const httpStatus = field(meta, 'httpStatusCode');
-  const awsCode = typeof name === 'string' && name !== 'Error' ? name : undefined;
-  if (typeof code === 'string' && NETWORK.has(code)) return { kind: 'unreachable', awsCode: code };
-  if (awsCode === 'TimeoutError' || awsCode === 'RequestTimeout') return { kind: 'unreachable', awsCode };
-  if (awsCode === 'RegionDisabledException' || awsCode === 'OptInRequired') {
-    return { kind: 'region-disabled', awsCode };
-  }
+  const rawStatus = field(meta, 'httpStatusCode');
+  const httpStatus = typeof rawStatus === 'number' ? rawStatus : undefined;
+  const throttling = field(field(err, '$retryable'), 'throttling') === true;
+  const awsCode =
+    typeof upper === 'string' && upper !== ''
+      ? upper
+      : typeof name === 'string' && name !== 'Error'
+        ? name
+        : undefined;
+  const out = (kind: AwsFailureKind, retryable = false, codeOverride?: string): AwsErrorClass => {
+    const c = codeOverride ?? awsCode;
+    return {
+      kind,
+      retryable,
+      ...(c !== undefined ? { awsCode: c } : {}),
+      ...(httpStatus !== undefined ? { httpStatus } : {}),
+    };
+  };
+  if (typeof code === 'string' && NETWORK.has(code)) return out('unreachable', false, code);
+  if (awsCode === 'TimeoutError' || awsCode === 'RequestTimeout') return out('unreachable');
+  if (awsCode === 'RegionDisabledException' || awsCode === 'OptInRequired') return out('region-disabled');
   if (awsCode && ACCESS.has(awsCode)) {
     const optIn = region !== undefined && EKS_OPT_IN_REGIONS.includes(region);
     const tokenRejected = awsCode === 'UnrecognizedClientException' || awsCode === 'InvalidClientTokenId';
-    return { kind: optIn && tokenRejected ? 'region-disabled' : 'access-denied', awsCode };
+    return out(optIn && tokenRejected ? 'region-disabled' : 'access-denied');
   }
-  if (awsCode && THROTTLE.has(awsCode)) return { kind: 'throttled', awsCode };
-  if (httpStatus === 429) return { kind: 'throttled', ...(awsCode ? { awsCode } : {}) };
-  if (awsCode === 'ResourceNotFoundException' || awsCode === 'NotFoundException') {
-    return { kind: 'not-found', awsCode };
-  }
-  if (awsCode === 'InvalidParameterException' || awsCode === 'ValidationError') {
-    return { kind: 'invalid', awsCode };
-  }
-  if (httpStatus === 403) return { kind: 'access-denied', ...(awsCode ? { awsCode } : {}) };
-  return { kind: 'error', ...(awsCode ? { awsCode } : {}) };
+  if ((awsCode && THROTTLE.has(awsCode)) || throttling || httpStatus === 429) return out('throttled', true);
+  if (awsCode && TRANSIENT.has(awsCode)) return out('error', true);
+  if (awsCode && (NOT_FOUND.has(awsCode) || awsCode.endsWith('.NotFound'))) return out('not-found');
+  if (awsCode && (INVALID.has(awsCode) || awsCode.endsWith('.Malformed'))) return out('invalid');
+  if (httpStatus === 403) return out('access-denied');
+  if (httpStatus === 404) return out('not-found');
+  if (httpStatus !== undefined && httpStatus >= 500) return out('error', true);
+  if (httpStatus !== undefined && httpStatus >= 400) return out('invalid');
+  return out('error');
 }
 
 const ADVICE: Record<AwsFailureKind, string> = {
@@ -90,18 +156,17 @@ const ADVICE: Record<AwsFailureKind, string> = {
 
 /** Wraps an AWS SDK error in an {@link AwsRequestError} with a classified, actionable message. */
 export function toAwsRequestError(err: unknown, ctx: AwsErrorContext): AwsRequestError {
-  const { kind, awsCode } = classifyAwsError(err, ctx.region);
+  const { kind, awsCode, httpStatus } = classifyAwsError(err, ctx.region);
   const raw = field(err, 'message');
   const detail = typeof raw === 'string' && raw !== '' ? raw.slice(0, 500) : String(err).slice(0, 500);
   const where = ctx.region ? ` (${ctx.region})` : '';
   const msg = `${ctx.what}${where} failed: ${awsCode ? `${awsCode}: ` : ''}${detail}. ${ctx.hint ?? ADVICE[kind]}`;
-  const httpStatus = field(field(err, '$metadata'), 'httpStatusCode');
   return new AwsRequestError(msg, {
     cause: err,
     failure: kind,
     awsCode,
     operation: ctx.operation,
     region: ctx.region,
-    httpStatus: typeof httpStatus === 'number' ? httpStatus : undefined,
+    httpStatus,
   });
 }

@@ -3,7 +3,12 @@
  *
  * @module
  */
-export { type AwsErrorContext, classifyAwsError, toAwsRequestError } from './aws-errors.js';
+export {
+  type AwsErrorClass,
+  type AwsErrorContext,
+  classifyAwsError,
+  toAwsRequestError,
+} from './aws-errors.js';
 export {
   type AssumeRoleOptions,
   type AwsCredentials,

@@ -32,6 +32,23 @@ export {
   type TrustPolicyOptions,
 } from './permissions.js';
 export {
+  IDENTITY_IAM_ACTIONS,
+  IDENTITY_READ_PERMISSIONS,
+  type IdentityItem,
+  type IdentityKube,
+  type IdentityReadPermission,
+  type IdentitySkip,
+  IRSA_ROLE_ANNOTATION,
+  identityReaderClusterRoleYaml,
+  identitySkipSchema,
+  type PodIdentityContext,
+  type PodIdentityContextOptions,
+  type PodIdentityLookup,
+  type PodSelector,
+  podIdentityContext,
+  podIdentityContextSchema,
+} from './pod-identity.js';
+export {
   computeTypeOf,
   DEFAULT_HIDDEN_IMAGES,
   DEFAULT_HIDDEN_NAMESPACES,

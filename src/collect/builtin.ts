@@ -10,8 +10,9 @@ const podState: ItemInput[] = [
   {
     id: 'pod-api',
     kind: 'api',
-    description: 'A1-A4: pod JSON, events, current and previous logs, owner chain, service account, node',
-    resources: ['pod', 'events', 'logs', 'previousLogs', 'owners', 'serviceAccount', 'node'],
+    description:
+      'A1-A4: pod JSON, events, current and previous logs, owner chain, service account, node, identity context',
+    resources: ['pod', 'events', 'logs', 'previousLogs', 'owners', 'serviceAccount', 'node', 'identity'],
   },
 ];
 

@@ -141,6 +141,7 @@ export const ApiResourceSchema = z.enum([
   'owners',
   'serviceAccount',
   'node',
+  'identity',
 ]);
 /** An API resource of an `api` item. */
 export type ApiResource = z.infer<typeof ApiResourceSchema>;

@@ -8,6 +8,7 @@ import type {
   CallOptions,
   ExecOptions,
   ExecSession,
+  KubeClient,
   KubeEvent,
   Node,
   Pod,
@@ -36,6 +37,10 @@ export interface CollectorKube {
   getNode?(name: string, options?: CallOptions): Promise<Node>;
   /** Who the caller is (for the custody record). */
   selfSubjectReview?(options?: CallOptions): Promise<UserInfo>;
+  /** Reads one object of a known kind (the `identity` API resource). */
+  getObject?: KubeClient['getObject'];
+  /** Lists objects of a known kind (the `identity` API resource). */
+  listObjects?: KubeClient['listObjects'];
 }
 
 /**

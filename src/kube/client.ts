@@ -9,6 +9,15 @@ import { type CheckpointOptions, type CheckpointResult, checkpointContainer } fr
 import { startExec } from './exec/session.js';
 import { KubeTransport } from './http.js';
 import {
+  KUBE_RESOURCES,
+  type KubeResourceKind,
+  type KubeResourceObject,
+  type ListObjectsOptions,
+  type ListObjectsResult,
+  listSchemaOf,
+  resourcePath,
+} from './resources.js';
+import {
   eventListSchema,
   type KubeEvent,
   type Node,
@@ -286,6 +295,71 @@ export class KubeClient {
       },
       nodeSchema,
     );
+  }
+
+  /**
+   * Gets one object of a kind in {@link KUBE_RESOURCES} (ServiceAccount, Role, Deployment…).
+   *
+   * @throws NotFoundError, ForbiddenError (the message names the missing verb and resource).
+   */
+  async getObject<K extends KubeResourceKind>(
+    kind: K,
+    namespace: string | undefined,
+    name: string,
+    options: CallOptions = {},
+  ): Promise<KubeResourceObject<K>> {
+    const ns = KUBE_RESOURCES[kind].namespaced ? seg(namespace ?? '', 'namespace') : undefined;
+    const schema = KUBE_RESOURCES[kind].schema as unknown as z.ZodType<KubeResourceObject<K>>;
+    return this.#t.json(
+      {
+        method: 'GET',
+        path: `${resourcePath(kind, ns === undefined ? undefined : decodeURIComponent(ns))}/${seg(name, kind)}`,
+        idempotent: true,
+        signal: options.signal,
+        what: `get ${kind} ${ns === undefined ? '' : `${namespace}/`}${name}`,
+      },
+      schema,
+    );
+  }
+
+  /**
+   * Lists the objects of a kind in {@link KUBE_RESOURCES}, page by page, up to `maxItems`.
+   *
+   * @throws ForbiddenError, ExpiredError (continue token expired), AbortedError.
+   */
+  async listObjects<K extends KubeResourceKind>(
+    kind: K,
+    options: ListObjectsOptions = {},
+  ): Promise<ListObjectsResult<KubeResourceObject<K>>> {
+    const namespaced = KUBE_RESOURCES[kind].namespaced;
+    if (namespaced && options.namespace !== undefined) seg(options.namespace, 'namespace');
+    const base = resourcePath(kind, namespaced ? options.namespace : undefined);
+    const max = Math.max(1, Math.min(options.maxItems ?? 5_000, 100_000));
+    const schema = listSchemaOf(kind);
+    const items: KubeResourceObject<K>[] = [];
+    let cont: string | undefined;
+    do {
+      const q = new URLSearchParams({ limit: String(Math.min(500, max - items.length + 1)) });
+      if (options.fieldSelector) q.set('fieldSelector', options.fieldSelector);
+      if (options.labelSelector) q.set('labelSelector', options.labelSelector);
+      if (cont) q.set('continue', cont);
+      const page = await this.#t.json(
+        {
+          method: 'GET',
+          path: `${base}?${q}`,
+          idempotent: true,
+          signal: options.signal,
+          what: `list ${kind}`,
+        },
+        schema,
+      );
+      for (const o of page.items ?? []) {
+        if (items.length >= max) return { items, truncated: true };
+        items.push(o as KubeResourceObject<K>);
+      }
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    return { items, truncated: false };
   }
 
   /**

@@ -31,6 +31,30 @@ export {
 } from './exec/codec.js';
 export { normalizeCaData, parseForbidden } from './http.js';
 export {
+  KUBE_RESOURCES,
+  type KubeResourceDef,
+  type KubeResourceKind,
+  type KubeResourceObject,
+  type LabelSelector,
+  type ListObjectsOptions,
+  type ListObjectsResult,
+  labelSelectorSchema,
+  type NamespaceEvent,
+  type NetworkPolicy,
+  networkPolicySchema,
+  type PolicyRule,
+  policyRuleSchema,
+  type RbacBinding,
+  type RbacRole,
+  resourcePath,
+  roleBindingSchema,
+  roleSchema,
+  type ServiceAccount,
+  serviceAccountSchema,
+  type Workload,
+  workloadSchema,
+} from './resources.js';
+export {
   type Container,
   type ContainerStatus,
   containerSchema,

@@ -30,6 +30,11 @@ export {
   setFakeCheckpointBehavior,
 } from './fake-cluster/checkpoint.js';
 export { FakeCluster } from './fake-cluster/fake-cluster.js';
+export {
+  addIdentityFixture,
+  type IdentityFixture,
+  type IdentityFixtureOptions,
+} from './fake-cluster/identity-fixture.js';
 export { execNotFoundMessage, randomContainerId } from './fake-cluster/runtimes/common.js';
 export { createHostRuntime } from './fake-cluster/runtimes/host.js';
 export { createScriptedRuntime } from './fake-cluster/runtimes/scripted.js';
@@ -100,7 +105,10 @@ export {
   type FakeAwsPrincipal,
   type FakeAwsRequestRecord,
   type FakeAwsRole,
+  type FakeCloudTrailEventInput,
   type FakeEksClusterInput,
+  type FakeGuardDutyDetectorInput,
+  type FakePodIdentityAssociationInput,
   type MotoServer,
   motoServerMissing,
   type StartMotoOptions,

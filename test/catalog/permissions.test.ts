@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import {
   accessEntryCommands,
+  awsEvidencePolicy,
   ConfigError,
   canonicalPrincipalArn,
   clusterRoleYaml,
@@ -13,6 +14,8 @@ import {
   EKS_COMMERCIAL_REGIONS,
   eksctlMappingCommand,
   enableAccessEntriesCommand,
+  IDENTITY_READ_PERMISSIONS,
+  identityReaderClusterRoleYaml,
   mappingRemediation,
   REQUIRED_PERMISSIONS,
 } from '../../src/index.js';
@@ -23,6 +26,15 @@ const EXAMPLE = {
   principalArn: 'arn:aws:sts::111111111111:assumed-role/IncidentResponder/ir-case-42',
 };
 const ROLE = 'arn:aws:iam::222222222222:role/ForensicsDiscovery';
+
+/** A markdown table aligned like the markdown formatter (biome) writes it. */
+function mdTable(rows: string[][]): string {
+  const n = rows[0]?.length ?? 0;
+  const widths = Array.from({ length: n }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const [head = [], ...body] = rows;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
 
 /** Every generated block of docs/permissions.md, by marker name. */
 function generatedBlocks(): Record<string, string> {
@@ -53,6 +65,22 @@ function generatedBlocks(): Record<string, string> {
       externalId: 'ir-2026-11',
     })}\`\`\``,
     regions: EKS_COMMERCIAL_REGIONS.map((r) => `\`${r}\``).join(', '),
+    'identity-reads': mdTable([
+      ['verbs', 'resource', 'apiGroup', 'scope', 'used for'],
+      ...IDENTITY_READ_PERMISSIONS.map((p) => [
+        p.verbs.map((v) => `\`${v}\``).join(', '),
+        `\`${p.resource}\``,
+        p.apiGroup === '' ? '(core)' : `\`${p.apiGroup}\``,
+        p.scope,
+        p.purpose,
+      ]),
+    ]),
+    'identity-reader-role': `\`\`\`yaml\n${identityReaderClusterRoleYaml()}\`\`\``,
+    'iam-cloud-context': `\`\`\`json\n${JSON.stringify(
+      awsEvidencePolicy(['node-context', 'cloudtrail', 'guardduty', 'pod-identity']),
+      null,
+      2,
+    )}\n\`\`\``,
   };
 }
 

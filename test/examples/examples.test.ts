@@ -250,3 +250,44 @@ describe.skipIf(skipMoto || skipSandbox)(
     });
   },
 );
+
+describe.skipIf(skipMoto)('examples/cloud-context.ts --local (FakeCluster + FakeAws + moto_server)', () => {
+  it('prints SA, role, RBAC, CloudTrail sources, GuardDuty, IMDS; the bundle verifies with the custody change', {
+    timeout: 180_000,
+  }, async () => {
+    const r = await run([
+      'examples/cloud-context.ts',
+      '--local',
+      '--protect-node',
+      '--out',
+      join(scratch, 'cloud'),
+    ]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/service account shop\/web \(found\); token mounted: yes/);
+    expect(r.stdout).toMatch(/IAM role +arn:aws:iam::123456789012:role\/shop-web \(irsa\)/);
+    expect(r.stdout).toMatch(/RoleBinding\/shop\/all-sa-read-secrets via Group system:serviceaccounts:shop/);
+    expect(r.stdout).toMatch(/HIGH +read Secrets .*\[shop\]/);
+    expect(r.stdout).toMatch(/203\.0\.113\.66 +OUTSIDE +3 call\(s\) +curl\/8\.5\.0/);
+    expect(r.stdout).toMatch(/GuardDuty +2 finding\(s\), 1 about this pod/);
+    expect(r.stdout).toMatch(/node IMDS +reachable from pods: YES/);
+    expect(r.stdout).toMatch(/scale-in protection: on \(turned on now, recorded in custody\)/);
+    const location = /^bundle +(\S+)$/m.exec(r.stdout)?.[1] ?? '';
+    const sha = /manifest sha256 ([0-9a-f]{64}); verify: valid/.exec(r.stdout)?.[1];
+    expect(sha).toBeDefined();
+    const v = await verifyEvidence(location, { expectedManifestSha256: sha });
+    expect(v.ok).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(location, 'manifest.json'), 'utf8')) as {
+      artifacts: Array<{ requestedPath: string; status: string }>;
+    };
+    expect(manifest.artifacts.map((a) => `${a.requestedPath}:${a.status}`).sort()).toEqual([
+      'cloud-context/cloudtrail.json:complete',
+      'cloud-context/guardduty.json:complete',
+      'cloud-context/node.json:complete',
+      'cloud-context/pod-identity.json:complete',
+    ]);
+    const custody = JSON.parse(readFileSync(join(location, 'custody.json'), 'utf8')) as {
+      changes: Array<{ kind: string }>;
+    };
+    expect(custody.changes.map((c) => c.kind)).toEqual(['asg-scale-in-protection-enabled']);
+  });
+});

@@ -3,6 +3,12 @@
  *
  * @module
  */
+
+export type {
+  FakeCloudTrailEventInput,
+  FakeGuardDutyDetectorInput,
+  FakePodIdentityAssociationInput,
+} from './cloud-services.js';
 export { type MotoServer, motoServerMissing, type StartMotoOptions, startMotoServer } from './moto.js';
 export { FakeAws } from './server.js';
 export type {

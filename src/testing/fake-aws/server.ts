@@ -2,6 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import {
+  FakeCloudServices,
+  type FakeCloudTrailEventInput,
+  type FakeGuardDutyDetectorInput,
+  type FakePodIdentityAssociationInput,
+  ServiceFault,
+} from './cloud-services.js';
 import type {
   FakeAwsFailure,
   FakeAwsOptions,
@@ -118,6 +125,7 @@ export class FakeAws {
   readonly #clock: () => Date;
   readonly #latencyMs: number;
   #inFlight = 0;
+  readonly #cloud = new FakeCloudServices(() => this.#defaultAccount ?? '123456789012');
 
   private constructor(server: Server, endpoint: string, options: FakeAwsOptions) {
     this.#server = server;
@@ -218,6 +226,21 @@ export class FakeAws {
     return json;
   }
 
+  /** Adds an EKS Pod Identity association; returns its id. */
+  addPodIdentityAssociation(input: FakePodIdentityAssociationInput): string {
+    return this.#cloud.addPodIdentityAssociation(input);
+  }
+
+  /** Adds a CloudTrail management event served by `LookupEvents`; returns its event id. */
+  addCloudTrailEvent(input: FakeCloudTrailEventInput): string {
+    return this.#cloud.addCloudTrailEvent(input);
+  }
+
+  /** Adds a GuardDuty detector with its findings; returns the detector id. */
+  addGuardDutyDetector(input: FakeGuardDutyDetectorInput): string {
+    return this.#cloud.addGuardDutyDetector(input);
+  }
+
   /** Removes a cluster; true when it existed. */
   removeCluster(account: string, region: string, name: string): boolean {
     return this.#clusters.delete(`${account}/${region}/${name}`);
@@ -256,6 +279,36 @@ export class FakeAws {
         status = 200;
         res.writeHead(200, { 'content-type': 'text/xml', 'x-amzn-requestid': randomUUID() });
         res.end(xml);
+      } else if (service === 'eks' && this.#cloud.routeEks(req.method ?? 'GET', url.pathname)) {
+        const route = this.#cloud.routeEks(req.method ?? 'GET', url.pathname) as {
+          operation: string;
+          name: string;
+        };
+        operation = route.operation;
+        const caller = this.#caller(req, accessKeyId);
+        this.#inject('eks', operation, region, caller.account, route.name);
+        status = 200;
+        this.#json(res, this.#cloud.eks(route, url, caller.account, region));
+      } else if (service === 'cloudtrail') {
+        operation =
+          String(req.headers['x-amz-target'] ?? '')
+            .split('.')
+            .pop() ?? 'unknown';
+        const caller = this.#caller(req, accessKeyId);
+        this.#inject('cloudtrail', operation, region, caller.account, undefined);
+        status = 200;
+        this.#json(
+          res,
+          this.#cloud.cloudtrail(operation, body, caller.account, region),
+          'application/x-amz-json-1.1',
+        );
+      } else if (service === 'guardduty') {
+        const route = this.#cloud.routeGuardDuty(req.method ?? 'GET', url.pathname);
+        operation = route.operation;
+        const caller = this.#caller(req, accessKeyId);
+        this.#inject('guardduty', operation, region, caller.account, undefined);
+        status = 200;
+        this.#json(res, this.#cloud.guardduty(route, url, body, caller.account, region));
       } else if (service === 'eks') {
         const route = routeEks(req.method ?? 'GET', url.pathname);
         operation = route.operation;
@@ -272,7 +325,9 @@ export class FakeAws {
       const fault =
         err instanceof AwsFault
           ? err
-          : new AwsFault(500, 'InternalFailure', err instanceof Error ? err.message : 'error');
+          : err instanceof ServiceFault
+            ? new AwsFault(err.status, err.awsCode, err.message)
+            : new AwsFault(500, 'InternalFailure', err instanceof Error ? err.message : 'error');
       status = fault.status;
       if (service === 'sts') {
         res.writeHead(fault.status, { 'content-type': 'text/xml', 'x-amzn-requestid': randomUUID() });
@@ -327,13 +382,22 @@ export class FakeAws {
     return { accessKeyId, arn: `arn:aws:iam::${account}:user/fake`, account, userId: accessKeyId };
   }
 
-  #inject(service: 'eks' | 'sts', operation: string, region: string, account: string, name?: string): void {
-    for (const f of this.failures) {
+  #json(res: ServerResponse, out: unknown, contentType = 'application/json'): void {
+    res.writeHead(200, { 'content-type': contentType, 'x-amzn-requestid': randomUUID() });
+    res.end(JSON.stringify(out));
+  }
+
+  #inject(service: string, operation: string, region: string, account: string, name?: string): void {
+    for (const [i, f] of this.failures.entries()) {
       if (f.service && f.service !== service) continue;
       if (f.operation && f.operation !== operation) continue;
       if (f.region && f.region !== region) continue;
       if (f.account && f.account !== account) continue;
       if (f.clusterName && f.clusterName !== name) continue;
+      if (f.times !== undefined) {
+        if (f.times <= 1) this.failures.splice(i, 1);
+        else this.failures[i] = { ...f, times: f.times - 1 };
+      }
       throw new AwsFault(f.status ?? defaultStatusFor(f.code), f.code, f.message ?? `injected ${f.code}`);
     }
   }

@@ -26,8 +26,8 @@ export interface FakeAwsRole {
 
 /** An injected failure: matching requests get this AWS error instead of an answer. */
 export interface FakeAwsFailure {
-  /** `eks` or `sts`; omitted = both. */
-  service?: 'eks' | 'sts' | undefined;
+  /** `eks`, `sts`, `cloudtrail` or `guardduty`; omitted = any. */
+  service?: 'eks' | 'sts' | 'cloudtrail' | 'guardduty' | undefined;
   /** Operation name, e.g. `ListClusters`, `DescribeCluster`, `AssumeRole`; omitted = any. */
   operation?: string | undefined;
   /** Region from the request's SigV4 scope; omitted = any. */
@@ -42,6 +42,8 @@ export interface FakeAwsFailure {
   status?: number | undefined;
   /** Error message. */
   message?: string | undefined;
+  /** Fail only this many matching requests, then remove the failure (throttling that passes). */
+  times?: number | undefined;
 }
 
 /** A cluster to seed into the fake EKS API (the same fields CreateCluster takes, flattened). */

@@ -152,6 +152,20 @@ export class FakeCluster implements FakeClusterApi {
     });
   }
 
+  /**
+   * Adds a stored object (ServiceAccount, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+   * ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob, NetworkPolicy), served by get and
+   * list; returns it as served.
+   */
+  addObject(obj: KubeJsonObject): KubeJsonObject {
+    return this.state.stored.add(obj, this.state.bump(), this.state.clock());
+  }
+
+  /** Removes a stored object added with {@link FakeCluster.addObject}; true when it existed. */
+  removeObject(kind: string, namespace: string | undefined, name: string): boolean {
+    return this.state.stored.remove(kind, namespace, name);
+  }
+
   /** Adds a node; returns its JSON. */
   addNode(spec: FakeNodeSpec): KubeJsonObject {
     return this.state.addNode(spec);

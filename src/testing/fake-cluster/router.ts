@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterContext, RequestContext } from './context.js';
 import { serveCheckpointRoute } from './checkpoint.js';
 import { serveCore } from './core.js';
+import { serveStoredObjects } from './object-store.js';
 import { serveDiscovery, serveHealth } from './discovery.js';
 import { badRequest, HttpStatus, noSuchResource, status, writeJson } from './http.js';
 import { type AuthUser, unauthorizedStatus } from './rbac.js';
@@ -26,6 +27,7 @@ export const ROUTES: readonly Route[] = [
   serveDiscovery, // /version, /api, /apis, /api/v1, /apis/<group>[/v1]
   serveHealth, // /healthz, /livez, /readyz
   serveReviews, // /apis/authentication.k8s.io/v1/selfsubjectreviews, /apis/authorization.k8s.io/v1/selfsubjectaccessreviews
+  serveStoredObjects, // RBAC and workload objects added with addObject
   serveCheckpointRoute, // /api/v1/nodes/<n>/proxy/checkpoint/<ns>/<pod>/<container>
   serveCore, // /api/v1/...
 ];

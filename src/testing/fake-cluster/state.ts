@@ -19,6 +19,7 @@ import {
   rfc3339,
   toLogLines,
 } from './objects.js';
+import { FakeObjectStore } from './object-store.js';
 import { randomContainerId } from './runtimes/common.js';
 import { createHostRuntime } from './runtimes/host.js';
 import { createScriptedRuntime } from './runtimes/scripted.js';
@@ -59,6 +60,8 @@ export class ClusterState {
   readonly nodes = new Map<string, NodeEntry>();
   /** Events in creation order. */
   readonly events: EventEntry[] = [];
+  /** RBAC and workload objects served by get and list (see `object-store.ts`). */
+  readonly stored = new FakeObjectStore();
   readonly logger: Logger;
   readonly clock: () => number;
   readonly version: ClusterVersion;

@@ -14,15 +14,9 @@ import {
   type Tag,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
-import {
-  AbortedError,
-  AwsRequestError,
-  ConfigError,
-  EksForensicsError,
-  NotFoundError,
-} from '../../errors.js';
-import type { ArtifactRecord, TargetRef } from '../../evidence/index.js';
-import { abortError, type Logger, silentLogger, throwIfAborted } from '../../util/index.js';
+import { AbortedError, AwsRequestError, ConfigError, EksForensicsError, NotFoundError } from '../errors.js';
+import type { ArtifactRecord, TargetRef } from '../evidence/index.js';
+import { abortError, type Logger, silentLogger, throwIfAborted } from '../util/index.js';
 import { type AwsRetryOptions, callAws } from './aws-call.js';
 import {
   type AwsEvidenceWriter,

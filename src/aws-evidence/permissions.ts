@@ -7,14 +7,18 @@ export interface AwsEvidencePermission {
   /** IAM action, e.g. `logs:FilterLogEvents`. */
   action: string;
   /** Which step calls it. */
-  step: 'control-plane-logs' | 'node-snapshot';
+  step: 'control-plane-logs' | 'node-snapshot' | 'node-context' | 'cloudtrail' | 'guardduty' | 'pod-identity';
   /** False when the step works (with less) without it. */
   required: boolean;
   /** What it is used for. */
   why: string;
 }
 
-/** Every IAM action called by {@link exportControlPlaneLogs} and {@link snapshotNode}. */
+/**
+ * Every IAM action called by {@link exportControlPlaneLogs}, {@link snapshotNode},
+ * {@link nodeContext}, {@link cloudTrailActivity}, {@link guardDutyFindings} and the Pod Identity
+ * lookup of `podIdentityContext`.
+ */
 export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object.freeze([
   {
     action: 'logs:DescribeLogStreams',
@@ -76,6 +80,84 @@ export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object
     required: false,
     why: 'turn on termination protection (terminationProtection: true only)',
   },
+  {
+    action: 'ec2:DescribeInstances',
+    step: 'node-context',
+    required: true,
+    why: 'instance profile, security groups, ENIs, IMDS options, AMI, launch time of the node',
+  },
+  {
+    action: 'ec2:DescribeVpcs',
+    step: 'node-context',
+    required: false,
+    why: "the VPC's CIDRs, so CloudTrail calls from inside the VPC are not flagged",
+  },
+  {
+    action: 'ec2:DescribeNatGateways',
+    step: 'node-context',
+    required: false,
+    why: "the VPC's NAT gateway public IPs, so CloudTrail calls through them are not flagged",
+  },
+  {
+    action: 'iam:GetInstanceProfile',
+    step: 'node-context',
+    required: false,
+    why: "the IAM role of the node's instance profile",
+  },
+  {
+    action: 'autoscaling:DescribeAutoScalingInstances',
+    step: 'node-context',
+    required: false,
+    why: 'Auto Scaling group of the node and whether scale-in protection is set',
+  },
+  {
+    action: 'autoscaling:SetInstanceProtection',
+    step: 'node-context',
+    required: false,
+    why: 'turn on scale-in protection (setScaleInProtection: true only; recorded in custody)',
+  },
+  {
+    action: 'cloudtrail:LookupEvents',
+    step: 'cloudtrail',
+    required: true,
+    why: "sessions of the pod's roles and the node role, and the calls made with them (event history)",
+  },
+  {
+    action: 'guardduty:ListDetectors',
+    step: 'guardduty',
+    required: true,
+    why: 'find the detector of the region (none = GuardDuty off)',
+  },
+  {
+    action: 'guardduty:GetDetector',
+    step: 'guardduty',
+    required: false,
+    why: 'detector status and whether EKS Protection / Runtime Monitoring are on',
+  },
+  {
+    action: 'guardduty:ListFindings',
+    step: 'guardduty',
+    required: true,
+    why: 'findings whose resource is the cluster or the node',
+  },
+  {
+    action: 'guardduty:GetFindings',
+    step: 'guardduty',
+    required: true,
+    why: 'the findings themselves (50 per call)',
+  },
+  {
+    action: 'eks:ListPodIdentityAssociations',
+    step: 'pod-identity',
+    required: false,
+    why: 'Pod Identity associations of the service account (podIdentityContext with podIdentity)',
+  },
+  {
+    action: 'eks:DescribePodIdentityAssociation',
+    step: 'pod-identity',
+    required: false,
+    why: 'the IAM role (and target role) of each association',
+  },
 ]);
 
 /** An IAM policy document (identity-based). */
@@ -94,13 +176,20 @@ export interface AwsEvidencePolicyDocument {
 }
 
 /**
- * An IAM policy document allowing the actions of the given steps (default: both).
+ * An IAM policy document allowing the actions of the given steps (default: all).
  *
  * @example
  * JSON.stringify(awsEvidencePolicy(['node-snapshot']), null, 2)
  */
 export function awsEvidencePolicy(
-  steps: ReadonlyArray<AwsEvidencePermission['step']> = ['control-plane-logs', 'node-snapshot'],
+  steps: ReadonlyArray<AwsEvidencePermission['step']> = [
+    'control-plane-logs',
+    'node-snapshot',
+    'node-context',
+    'cloudtrail',
+    'guardduty',
+    'pod-identity',
+  ],
 ): AwsEvidencePolicyDocument {
   const actions = AWS_EVIDENCE_PERMISSIONS.filter((p) => steps.includes(p.step)).map((p) => p.action);
   return {

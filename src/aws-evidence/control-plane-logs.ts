@@ -10,9 +10,9 @@ import {
 } from '@aws-sdk/client-cloudwatch-logs';
 import { DescribeClusterCommand, type EKSClient } from '@aws-sdk/client-eks';
 import { z } from 'zod';
-import { AbortedError, AwsRequestError, ConfigError, EksForensicsError } from '../../errors.js';
-import type { ArtifactRecord, TargetRef } from '../../evidence/index.js';
-import { type Logger, silentLogger, withTimeout } from '../../util/index.js';
+import { AbortedError, AwsRequestError, ConfigError, EksForensicsError } from '../errors.js';
+import type { ArtifactRecord, TargetRef } from '../evidence/index.js';
+import { type Logger, silentLogger, withTimeout } from '../util/index.js';
 import { type AwsRetryOptions, callAws } from './aws-call.js';
 import {
   auditActorIdentities,

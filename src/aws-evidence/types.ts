@@ -2,7 +2,7 @@
  * Plain-data inputs of the AWS-side evidence steps, so they work with the library's own `Pod` and
  * `Node` objects as well as with anything a caller already has.
  */
-import type { BundleWriter } from '../../evidence/index.js';
+import type { BundleWriter } from '../evidence/index.js';
 
 /** The part of an evidence bundle writer the AWS-side steps use. */
 export type AwsEvidenceWriter = Pick<

@@ -2,8 +2,9 @@
  * One AWS API call with bounded backoff on throttling and errors mapped to {@link AwsRequestError}
  * naming the IAM action, so a denial says exactly what to grant.
  */
-import { AbortedError, type AwsFailureKind, AwsRequestError } from '../../errors.js';
-import { abortError, throwIfAborted } from '../../util/index.js';
+import { classifyAwsError } from '../aws/index.js';
+import { AbortedError, AwsRequestError } from '../errors.js';
+import { abortError, throwIfAborted } from '../util/index.js';
 
 /** Bounded retries of throttled AWS calls (on top of the SDK's own retries). */
 export interface AwsRetryOptions {
@@ -15,73 +16,9 @@ export interface AwsRetryOptions {
   maxDelayMs?: number | undefined;
 }
 
-const ACCESS_DENIED = new Set([
-  'AccessDenied',
-  'AccessDeniedException',
-  'UnauthorizedOperation',
-  'UnauthorizedAccess',
-  'AuthFailure',
-  'UnrecognizedClientException',
-  'InvalidClientTokenId',
-  'ExpiredToken',
-  'ExpiredTokenException',
-]);
-
-const THROTTLED = new Set([
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'LimitExceededException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'SnapshotCreationPerVolumeRateExceeded',
-  'ServiceUnavailable',
-  'ServiceUnavailableException',
-  'Unavailable',
-  'InternalError',
-  'InternalFailure',
-]);
-
-interface AwsErrorShape {
-  name: string;
-  message: string;
-  httpStatus: number | undefined;
-  throttling: boolean;
-}
-
-function shapeOf(err: unknown): AwsErrorShape {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    name?: unknown;
-    message?: unknown;
-    Code?: unknown;
-    $metadata?: { httpStatusCode?: unknown };
-    $retryable?: { throttling?: unknown };
-  };
-  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : 'Error';
-  const status = e.$metadata?.httpStatusCode;
-  return {
-    name,
-    message: typeof e.message === 'string' ? e.message : String(err),
-    httpStatus: typeof status === 'number' ? status : undefined,
-    throttling: e.$retryable?.throttling === true,
-  };
-}
-
-/** Classifies an AWS SDK error. */
-export function classifyAwsFailure(err: unknown): AwsFailureKind {
-  const s = shapeOf(err);
-  if (ACCESS_DENIED.has(s.name) || s.httpStatus === 403) return 'access-denied';
-  if (THROTTLED.has(s.name) || s.throttling || s.httpStatus === 429 || s.httpStatus === 503) {
-    return 'throttled';
-  }
-  if (s.name === 'ResourceNotFoundException' || s.name.endsWith('.NotFound') || s.httpStatus === 404) {
-    return 'not-found';
-  }
-  if (s.httpStatus === undefined) return 'unreachable';
-  if (s.httpStatus >= 400 && s.httpStatus < 500) return 'invalid';
-  return 'error';
+function messageOf(err: unknown): string {
+  const m = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  return (typeof m === 'string' ? m : String(err)).slice(0, 500);
 }
 
 /** Builds the {@link AwsRequestError} for a failed call of IAM `action` on `resource`. */
@@ -92,39 +29,48 @@ export function awsError(
   region: string | undefined,
   attempts = 1,
 ): AwsRequestError {
-  const s = shapeOf(err);
-  const failure = classifyAwsFailure(err);
+  const c = classifyAwsError(err, region);
+  const failure = c.kind;
+  const name = c.awsCode ?? 'Error';
+  const detail = messageOf(err);
   const where = region ? ` in ${region}` : '';
   let message: string;
   switch (failure) {
     case 'access-denied':
       message =
-        `AWS denied ${action} on ${resource}${where} (${s.name}). Grant the caller's IAM policy the action ` +
+        `AWS denied ${action} on ${resource}${where} (${name}). Grant the caller's IAM policy the action ` +
         `"${action}" on that resource (see docs/aws-evidence.md for the full list), then retry.`;
       break;
     case 'throttled':
       message =
-        `AWS kept throttling ${action} on ${resource}${where} after ${attempts} attempts (${s.name}). ` +
+        `AWS kept throttling ${action} on ${resource}${where} after ${attempts} attempts (${name}). ` +
         'Retry later, or raise `retry.attempts`.';
       break;
+    case 'region-disabled':
+      message =
+        `${action} on ${resource}${where} failed: the region is not enabled for this account (${name}). ` +
+        'Enable the region or leave it out.';
+      break;
     case 'not-found':
-      message = `${resource} does not exist${where} (${action}: ${s.name}: ${s.message}).`;
+      message = `${resource} does not exist${where} (${action}: ${name}: ${detail}).`;
       break;
     case 'unreachable':
       message =
-        `Could not reach AWS for ${action} on ${resource}${where}: ${s.message}. ` +
+        `Could not reach AWS for ${action} on ${resource}${where}: ${detail}. ` +
         'Check network access to the service endpoint.';
       break;
     default:
-      message = `${action} on ${resource}${where} failed: ${s.name}: ${s.message}`;
+      message =
+        `${action} on ${resource}${where} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ` +
+        `${name}: ${detail}`;
   }
   return new AwsRequestError(message, {
     cause: err,
     failure,
-    awsCode: s.name,
+    awsCode: c.awsCode,
     operation: action,
     region,
-    httpStatus: s.httpStatus,
+    httpStatus: c.httpStatus,
   });
 }
 
@@ -162,7 +108,7 @@ export interface AwsCallContext {
 }
 
 /**
- * Runs `fn` (one SDK `send`), retrying throttling errors with exponential backoff and full jitter.
+ * Runs `fn` (one SDK `send`), retrying throttling and transient server errors with exponential backoff and full jitter.
  *
  * @throws {@link AwsRequestError} classified by `failure` (`access-denied` names `ctx.action`);
  *   {@link AbortedError} when `ctx.signal` fires.
@@ -181,12 +127,12 @@ export async function callAws<T>(
     } catch (err) {
       if (err instanceof AbortedError) throw err;
       if (ctx.signal?.aborted) throw abortError(ctx.signal, ctx.action);
-      const failure = classifyAwsFailure(err);
-      if (failure !== 'throttled' || attempt >= attempts) {
+      const c = classifyAwsError(err, ctx.region);
+      if (!c.retryable || attempt >= attempts) {
         throw awsError(err, ctx.action, ctx.resource, ctx.region, attempt);
       }
       const delayMs = Math.floor(Math.random() * Math.min(cap, base * 2 ** (attempt - 1))) + 1;
-      ctx.onRetry?.({ action: ctx.action, attempt, delayMs, awsCode: shapeOf(err).name });
+      ctx.onRetry?.({ action: ctx.action, attempt, delayMs, awsCode: c.awsCode ?? 'Error' });
       await sleep(delayMs, ctx.signal);
     }
   }
