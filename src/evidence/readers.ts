@@ -10,7 +10,6 @@ import { lstat, open, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract } from 'tar-stream';
 import { hashFile } from './directory.js';
 import { BUNDLE_FILES } from './types.js';
 import { type BundleEntry, type BundleReader, parseSidecar, type VerifyProblem } from './verify.js';
@@ -149,6 +148,7 @@ export class TarReader implements BundleReader {
     await fh.close();
     const gz = magic[0] === 0x1f && magic[1] === 0x8b;
     const whole = createHash('sha256');
+    const { extract } = await import('tar-stream');
     const ex = extract();
     const prefix = `${basename(this.location).replace(/\.(tar\.gz|tgz|tar)$/, '')}/`;
     const seen = new Set<string>();
