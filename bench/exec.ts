@@ -245,7 +245,12 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
     } catch (err) {
       skipped.push(`whole process: the package could not be built (${String(err).slice(0, 200)})`);
     }
-    const cpu = { ours: [] as number[], kubectl: [] as number[], clientNode: [] as number[] };
+    const cpu = {
+      ours: [] as number[],
+      kubectl: [] as number[],
+      clientNode: [] as number[],
+      wholeProcess: [] as number[],
+    };
     const timeBin = '/usr/bin/time';
     const hasTime = (() => {
       try {
@@ -288,7 +293,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
         },
         async () => {
           if (!dist) return;
-          const w = await timeShell(`'${process.execPath}' '${join(here, 'whole-process.mjs')}'`, {
+          const w = await timeShell(timed(`'${process.execPath}' '${join(here, 'whole-process.mjs')}'`), {
             ...process.env,
             AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
             BENCH_DIST: dist,
@@ -296,6 +301,8 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
           });
           if (!w.out.startsWith(`${expected} ${bytes} 0`)) throw new Error(`whole process: bad run ${w.out}`);
           t.wholeProcess.push(w.secs);
+          const wc = cpuFromTime(w.err);
+          if (wc !== undefined) cpu.wholeProcess.push(wc);
         },
         async () => {
           if (!clientNodeOk) return;
@@ -324,7 +331,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
         clientNode:
           clientNodeOk && t.clientNode.length ? figure(t.clientNode, bytes, cpu.clientNode) : undefined,
         ceiling: figure(t.ceiling, bytes),
-        wholeProcess: t.wholeProcess.length ? figure(t.wholeProcess, bytes) : undefined,
+        wholeProcess: t.wholeProcess.length ? figure(t.wholeProcess, bytes, cpu.wholeProcess) : undefined,
       },
       ratios: {
         vsKubectl: t.kubectl.length ? median(t.kubectl) / ours.medianSecs : undefined,
