@@ -6,6 +6,8 @@
  * - kubectl: `kubectl.1.33 exec … | openssl dgst -sha256`
  * - client-node: `@kubernetes/client-node` `Exec` in a child process, hashing in process
  * - ceiling: `head -c N /dev/zero | openssl dgst -sha256` (no Kubernetes at all)
+ * - whole process: `node bench/whole-process.mjs`, a script that imports the built package, execs,
+ *   hashes and exits, timed from spawn to exit like the kubectl pipeline (process start included)
  *
  * Medians of `runs` runs; ratios are peer time / our time (> 1 means we are faster). Then peak RSS
  * of a child process whose consumer reads N bytes at a throttled rate, stopping once for 3 s
@@ -19,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FakeCluster } from '../src/testing/index.js';
+import { ensureDist } from './dist.js';
 
 /** Options of {@link benchExec}. */
 export interface BenchExecOptions {
@@ -63,6 +66,8 @@ export interface BenchExecResult {
     kubectl?: ThroughputFigure | undefined;
     clientNode?: ThroughputFigure | undefined;
     ceiling: ThroughputFigure;
+    /** A whole node process (start, import of the built package, exec, hash, exit). */
+    wholeProcess?: ThroughputFigure | undefined;
   };
   /** Peer median time / our median time (> 1: ours faster). Goals: kubectl ≥ 1.25, client-node ≥ 1.2. */
   ratios: {
@@ -71,6 +76,8 @@ export interface BenchExecResult {
     vsCeiling: number;
     /** kubectl pipeline / ours with the hash in a worker thread. */
     workerVsKubectl?: number | undefined;
+    /** kubectl pipeline / the whole node process (goal ≥ 1.25). */
+    wholeProcessVsKubectl?: number | undefined;
   };
   /** Peak RSS growth (MiB) of the child while a throttled consumer reads `bytes`. */
   memory?:
@@ -230,8 +237,20 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       kubectl: [] as number[],
       clientNode: [] as number[],
       ceiling: [] as number[],
+      wholeProcess: [] as number[],
     };
-    const cpu = { ours: [] as number[], kubectl: [] as number[], clientNode: [] as number[] };
+    let dist: string | undefined;
+    try {
+      dist = join(ensureDist(), 'index.js');
+    } catch (err) {
+      skipped.push(`whole process: the package could not be built (${String(err).slice(0, 200)})`);
+    }
+    const cpu = {
+      ours: [] as number[],
+      kubectl: [] as number[],
+      clientNode: [] as number[],
+      wholeProcess: [] as number[],
+    };
     const timeBin = '/usr/bin/time';
     const hasTime = (() => {
       try {
@@ -273,6 +292,19 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
           if (kc !== undefined) cpu.kubectl.push(kc);
         },
         async () => {
+          if (!dist) return;
+          const w = await timeShell(timed(`'${process.execPath}' '${join(here, 'whole-process.mjs')}'`), {
+            ...process.env,
+            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+            BENCH_DIST: dist,
+            BENCH_ARGS: JSON.stringify(base),
+          });
+          if (!w.out.startsWith(`${expected} ${bytes} 0`)) throw new Error(`whole process: bad run ${w.out}`);
+          t.wholeProcess.push(w.secs);
+          const wc = cpuFromTime(w.err);
+          if (wc !== undefined) cpu.wholeProcess.push(wc);
+        },
+        async () => {
           if (!clientNodeOk) return;
           try {
             const c = await runChild({ ...base, mode: 'cn-hash' });
@@ -286,7 +318,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
       ];
       for (let k = 0; k < steps.length; k++) await (steps[(k + i) % steps.length] as () => Promise<void>)();
       log(
-        `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, ours+worker hash ${t.oursWorker.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s`,
+        `[bench exec] run ${i + 1}/${runs} (cpu ours ${cpu.ours.at(-1)?.toFixed(2) ?? '-'} s, kubectl+openssl ${cpu.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${cpu.clientNode.at(-1)?.toFixed(2) ?? '-'} s): ours ${t.ours.at(-1)?.toFixed(2)} s, ours+worker hash ${t.oursWorker.at(-1)?.toFixed(2)} s, kubectl ${t.kubectl.at(-1)?.toFixed(2) ?? '-'} s, client-node ${t.clientNode.at(-1)?.toFixed(2) ?? '-'} s, ceiling ${t.ceiling.at(-1)?.toFixed(2)} s, whole process ${t.wholeProcess.at(-1)?.toFixed(2) ?? '-'} s`,
       );
     }
     const ours = figure(t.ours, bytes, cpu.ours);
@@ -299,6 +331,7 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
         clientNode:
           clientNodeOk && t.clientNode.length ? figure(t.clientNode, bytes, cpu.clientNode) : undefined,
         ceiling: figure(t.ceiling, bytes),
+        wholeProcess: t.wholeProcess.length ? figure(t.wholeProcess, bytes, cpu.wholeProcess) : undefined,
       },
       ratios: {
         vsKubectl: t.kubectl.length ? median(t.kubectl) / ours.medianSecs : undefined,
@@ -306,6 +339,8 @@ export async function benchExec(opts: BenchExecOptions = {}): Promise<BenchExecR
           clientNodeOk && t.clientNode.length ? median(t.clientNode) / ours.medianSecs : undefined,
         vsCeiling: median(t.ceiling) / ours.medianSecs,
         workerVsKubectl: t.kubectl.length ? median(t.kubectl) / median(t.oursWorker) : undefined,
+        wholeProcessVsKubectl:
+          t.kubectl.length && t.wholeProcess.length ? median(t.kubectl) / median(t.wholeProcess) : undefined,
       },
       skipped,
     };

@@ -8,6 +8,10 @@
  * does not grow with the artifact. Each child first writes an untimed 64 MiB warm-up artifact to a
  * bundle of its own, so the timed run is the steady state of a long acquisition, not process start.
  *
+ * The tar.gz sink is also compared with `gzip -1 < file > /dev/null` (same bytes, same run), and the
+ * size of each archive is reported against the artifact and against gzip -1's output. TarSink
+ * also runs at a quarter of the size, to show that its memory does not grow with the artifact.
+ *
  * Run alone: `npx tsx bench/sinks.ts [sizeMiB] [runs]` (env `BENCH_SINKS=directory-nofsync,directory`
  * measures only those sinks; `directory-buffered`, DirectorySink without fsync and with
  * `directIo: false`, is measured only when named there).
@@ -20,7 +24,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -50,6 +54,8 @@ export interface SinkFigure {
    * machine would see, less sensitive than wall time to other load on a shared machine.
    */
   cpuRatioToOpenssl: number;
+  /** Size of the archive file (tar, tar.gz), bytes. */
+  archiveBytes?: number | undefined;
 }
 
 /** What {@link benchSinks} returns. */
@@ -67,6 +73,29 @@ export interface SinkBenchResult {
   memory: { smallBytes: number; smallPeakRssMiB: number; largePeakRssMiB: number; growthMiB: number };
   /** DirectorySink (no per-artifact fsync) ratio ≥ 0.8. */
   directoryTargetMet: boolean;
+  /** Peak RSS of the tar sink for a quarter-size artifact vs the full size (MiB). */
+  tarMemory?: { smallPeakRssMiB: number; largePeakRssMiB: number; growthMiB: number } | undefined;
+  /** `gzip -1 < file > /dev/null` in the same rounds (when tar.gz is measured). */
+  gzip?:
+    | {
+        medianMs: number;
+        mibPerSec: number;
+        medianCpuMs: number;
+        runsMs: number[];
+        /** Bytes gzip -1 writes for the file (measured once, untimed). */
+        outBytes: number;
+      }
+    | undefined;
+  /** gzip -1 median / tar.gz median (≥ 1: the sink is at least as fast); archive sizes. */
+  tarGz?:
+    | { ratioToGzip: number; cpuRatioToGzip: number; sizeRatioToArtifact: number; sizeRatioToGzip: number }
+    | undefined;
+  /** Goals of issue 17: tar ≥ 0.7 of openssl, tar.gz ≥ 1.0 of gzip -1, tar memory flat (< 32 MiB growth). */
+  goals: {
+    tarRatio?: boolean | undefined;
+    tarGzVsGzip?: boolean | undefined;
+    tarMemoryFlat?: boolean | undefined;
+  };
 }
 
 const median = (xs: number[]): number => {
@@ -110,7 +139,21 @@ async function opensslOnce(
   return { ms, cpuMs: userMs + sysMs, sysMs, sha256: lines[0]?.split(' ')[0] ?? '' };
 }
 
+/** Runs `gzip -1 < file > /dev/null`; wall time and CPU time of the child. */
+async function gzipOnce(file: string): Promise<{ ms: number; cpuMs: number }> {
+  const t = performance.now();
+  const { stdout } = await run('sh', ['-c', 'gzip -1 < "$1" > /dev/null; times', 'sh', file]);
+  const ms = performance.now() - t;
+  const lines = stdout.trim().split('\n');
+  const child = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  const cpuMs = child
+    ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000
+    : Number.NaN;
+  return { ms, cpuMs };
+}
+
 interface WorkerOut {
+  archiveBytes?: number;
   ms: number;
   cpuMs: number;
   sysMs: number;
@@ -144,7 +187,7 @@ async function workerMain(sinkName: string, file: string, out: string): Promise<
     'directory-nofsync': () => new ev.DirectorySink({ root: out, fsyncArtifacts: false }),
     'directory-buffered': () => new ev.DirectorySink({ root: out, fsyncArtifacts: false, directIo: false }),
     tar: () => new ev.TarSink({ root: out }),
-    'tar.gz': () => new ev.TarSink({ root: out, gzip: true, gzipLevel: 1 }),
+    'tar.gz': () => new ev.TarSink({ root: out, gzip: true }),
   };
   const make = sinks[sinkName];
   if (make === undefined) throw new Error(`unknown sink ${sinkName}`);
@@ -163,12 +206,12 @@ async function workerMain(sinkName: string, file: string, out: string): Promise<
   const rec = await w.writeArtifact('artifact.bin', createReadStream(file, { highWaterMark: MiB }), {
     source: { kind: 'bench' },
   });
-  await w.finalize();
+  const fin = await w.finalize();
   const ms = performance.now() - t;
   const cpu = process.cpuUsage(cpu0);
   if (rec.status !== 'complete') throw new Error(`artifact ${rec.status}: ${rec.reason}`);
   process.stdout.write(
-    `${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
+    `${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, sha256: rec.sha256, maxRssKiB: process.resourceUsage().maxRSS, ...(sinkName.startsWith('tar') ? { archiveBytes: (await stat(fin.location)).size } : {}) })}\n`,
   );
 }
 
@@ -207,6 +250,10 @@ export async function benchSinks(
     const syss = new Map<string, number[]>(names.map((n) => [n, []]));
     const times = new Map<string, number[]>(names.map((n) => [n, []]));
     const peaks = new Map<string, number>(names.map((n) => [n, 0]));
+    const archives = new Map<string, number>();
+    const gz: number[] = [];
+    const gzCpu: number[] = [];
+    const withGzip = names.includes('tar.gz');
     let expected = '';
     // Interleaved (openssl, then every sink, per round) so load changes on a shared machine hit all alike.
     for (let i = 0; i < runs; i++) {
@@ -215,6 +262,12 @@ export async function benchSinks(
       sslCpu.push(r.cpuMs);
       sslSys.push(r.sysMs);
       expected = r.sha256;
+      if (withGzip) {
+        const g = await gzipOnce(data);
+        gz.push(g.ms);
+        gzCpu.push(g.cpuMs);
+        log(`[bench sinks] round ${i + 1}: gzip -1 ${Math.round(g.ms)} ms`);
+      }
       for (const name of names) {
         const out = join(dir, `out-${name}-${i}`);
         const w = await worker(name, data, out);
@@ -225,6 +278,8 @@ export async function benchSinks(
         cpus.get(name)?.push(w.cpuMs);
         syss.get(name)?.push(w.sysMs);
         peaks.set(name, Math.max(peaks.get(name) ?? 0, w.maxRssKiB / 1024));
+        if (w.archiveBytes !== undefined) archives.set(name, w.archiveBytes);
+        log(`[bench sinks] round ${i + 1}: ${name} ${Math.round(w.ms)} ms`);
       }
     }
     const opensslMedianMs = median(ssl);
@@ -244,6 +299,7 @@ export async function benchSinks(
         runsMs: ts.map(Math.round),
         cpuRatioToOpenssl: Number((median(sslCpu) / median(cpus.get(name) ?? [])).toFixed(3)),
         medianSysCpuMs: Math.round(median(syss.get(name) ?? [])),
+        archiveBytes: archives.get(name),
       };
       log(
         `${name}: ${fig.mibPerSec} MiB/s, ratio ${fig.ratioToOpenssl} (CPU ratio ${fig.cpuRatioToOpenssl}), sys CPU ${fig.medianSysCpuMs} ms, runs ${fig.runsMs.join(', ')} ms, peak RSS ${fig.peakRssMiB} MiB`,
@@ -251,11 +307,17 @@ export async function benchSinks(
       return fig;
     });
     let smallPeak = 0;
+    let tarSmallPeak = 0;
     for (let i = 0; i < runs; i++) {
       const out = join(dir, `out-small-${i}`);
       const r = await worker('directory-nofsync', small, out);
       await rm(out, { recursive: true, force: true });
       smallPeak = Math.max(smallPeak, r.maxRssKiB / 1024);
+      if (names.includes('tar')) {
+        const t = await worker('tar', small, out);
+        await rm(out, { recursive: true, force: true });
+        tarSmallPeak = Math.max(tarSmallPeak, t.maxRssKiB / 1024);
+      }
     }
     const largePeak = sinks.find((s) => s.sink === 'directory-nofsync')?.peakRssMiB ?? 0;
     const memory = {
@@ -270,7 +332,46 @@ export async function benchSinks(
     log(
       'note: on VMs that hand free pages back to the host (virtio-balloon free page reporting, e.g. Firecracker), buffered writes fault page-cache memory in again and their system CPU varies from run to run; DirectorySink writes artifacts above 8 MiB with O_DIRECT (option directIo), which avoids it. Compare the runs and sys CPU, not a single figure.',
     );
+    const tarFig = sinks.find((s) => s.sink === 'tar');
+    const tarMemory = tarFig
+      ? {
+          smallPeakRssMiB: Math.round(tarSmallPeak),
+          largePeakRssMiB: tarFig.peakRssMiB,
+          growthMiB: Math.round(tarFig.peakRssMiB - tarSmallPeak),
+        }
+      : undefined;
+    let gzip: SinkBenchResult['gzip'];
+    let tarGz: SinkBenchResult['tarGz'];
+    const tgz = sinks.find((s) => s.sink === 'tar.gz');
+    if (withGzip && tgz) {
+      const { stdout } = await run('sh', ['-c', 'gzip -1 < "$1" | wc -c', 'sh', data]);
+      const outBytes = Number(stdout.trim());
+      gzip = {
+        medianMs: Math.round(median(gz)),
+        mibPerSec: Math.round(bytes / MiB / (median(gz) / 1000)),
+        medianCpuMs: Math.round(median(gzCpu)),
+        runsMs: gz.map(Math.round),
+        outBytes,
+      };
+      tarGz = {
+        ratioToGzip: Number((median(gz) / tgz.medianMs).toFixed(3)),
+        cpuRatioToGzip: Number((median(gzCpu) / median(cpus.get('tar.gz') ?? [])).toFixed(3)),
+        sizeRatioToArtifact: Number(((tgz.archiveBytes ?? 0) / bytes).toFixed(4)),
+        sizeRatioToGzip: Number(((tgz.archiveBytes ?? 0) / outBytes).toFixed(4)),
+      };
+      log(
+        `gzip -1: ${gzip.mibPerSec} MiB/s; tar.gz / gzip -1 speed ratio ${tarGz.ratioToGzip}, size ratio ${tarGz.sizeRatioToGzip}`,
+      );
+    }
     return {
+      tarMemory,
+      gzip,
+      tarGz,
+      goals: {
+        tarRatio: tarFig ? tarFig.ratioToOpenssl >= 0.7 : undefined,
+        tarGzVsGzip: tarGz ? tarGz.ratioToGzip >= 1 : undefined,
+        tarMemoryFlat: tarMemory ? tarMemory.growthMiB < 32 : undefined,
+      },
       bytes,
       runs,
       opensslMedianMs: Math.round(opensslMedianMs),

@@ -2,13 +2,8 @@
  * Export of EKS control-plane logs (CloudWatch Logs group `/aws/eks/<cluster>/cluster`) into an
  * evidence bundle, streamed page by page.
  */
-import {
-  CloudWatchLogsClient,
-  type CloudWatchLogsClientConfig,
-  DescribeLogStreamsCommand,
-  FilterLogEventsCommand,
-} from '@aws-sdk/client-cloudwatch-logs';
-import { DescribeClusterCommand, type EKSClient } from '@aws-sdk/client-eks';
+import type { CloudWatchLogsClient, CloudWatchLogsClientConfig } from '@aws-sdk/client-cloudwatch-logs';
+import type { EKSClient } from '@aws-sdk/client-eks';
 import { z } from 'zod';
 import { AbortedError, AwsRequestError, ConfigError, EksForensicsError } from '../errors.js';
 import type { ArtifactRecord, TargetRef } from '../evidence/index.js';
@@ -301,6 +296,7 @@ export async function exportControlPlaneLogs(
   if (!options.logs && !options.region) {
     throw new ConfigError('give either a CloudWatchLogsClient (`logs`) or a `region`');
   }
+  const { CloudWatchLogsClient } = await import('@aws-sdk/client-cloudwatch-logs');
   const ownClient = !options.logs;
   const logs =
     options.logs ?? new CloudWatchLogsClient({ region: options.region, credentials: options.credentials });
@@ -341,6 +337,7 @@ export async function exportControlPlaneLogs(
       enabled = enabledTypesFrom(options.clusterLogging);
     } else if (options.eks) {
       const eks = options.eks;
+      const { DescribeClusterCommand } = await import('@aws-sdk/client-eks');
       try {
         const d = await callAws(
           {
@@ -624,6 +621,7 @@ async function listStreams(
   max: number,
   ctx: CallCtx,
 ): Promise<string[]> {
+  const { DescribeLogStreamsCommand } = await import('@aws-sdk/client-cloudwatch-logs');
   const names: string[] = [];
   const seen = new Set<string>();
   let nextToken: string | undefined;
@@ -678,6 +676,7 @@ function cutUtf8(s: string, maxBytes: number): string {
 
 async function* streamEvents(input: StreamEventsInput): AsyncGenerator<Uint8Array> {
   const { logs, logGroupName, state } = input;
+  const { FilterLogEventsCommand } = await import('@aws-sdk/client-cloudwatch-logs');
   try {
     for (let i = 0; i < input.streams.length; i += 100) {
       const chunk = input.streams.slice(i, i + 100);

@@ -2,17 +2,7 @@
  * EBS snapshots of the EC2 node a pod runs on, with optional termination protection, recorded in
  * the evidence bundle. Fargate (and other non-EC2) nodes are recognised and skipped.
  */
-import {
-  CreateSnapshotCommand,
-  CreateSnapshotsCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstancesCommand,
-  DescribeSnapshotsCommand,
-  EC2Client,
-  type EC2ClientConfig,
-  ModifyInstanceAttributeCommand,
-  type Tag,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, EC2ClientConfig, Tag } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import { AbortedError, AwsRequestError, ConfigError, EksForensicsError, NotFoundError } from '../errors.js';
 import type { ArtifactRecord, TargetRef } from '../evidence/index.js';
@@ -354,6 +344,15 @@ export async function snapshotNode(options: SnapshotNodeOptions): Promise<NodeSn
   if (!options.ec2 && !options.region && !nodeRegion) {
     throw new ConfigError(`give an EC2 client or a region: providerID ${node.providerID} names no zone`);
   }
+  const {
+    CreateSnapshotCommand,
+    CreateSnapshotsCommand,
+    DescribeInstanceAttributeCommand,
+    DescribeInstancesCommand,
+    DescribeSnapshotsCommand,
+    EC2Client,
+    ModifyInstanceAttributeCommand,
+  } = await import('@aws-sdk/client-ec2');
   const ownClient = !options.ec2;
   const ec2 =
     options.ec2 ?? new EC2Client({ region: options.region ?? nodeRegion, credentials: options.credentials });

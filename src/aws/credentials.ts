@@ -1,6 +1,4 @@
 import { inspect } from 'node:util';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { AwsRequestError, ConfigError } from '../errors.js';
 import { toAwsRequestError } from './aws-errors.js';
 
@@ -83,8 +81,12 @@ function checkCredentials(c: AwsCredentials): AwsCredentials {
  * ECS/EC2 metadata), memoized until shortly before expiry.
  */
 export function defaultCredentials(): CredentialProvider {
-  const chain = fromNodeProviderChain();
-  return memoizeCredentials(() => chain());
+  // Loaded on first use: the provider chain pulls in most of the SDK's credential code.
+  let chain: Promise<CredentialProvider> | undefined;
+  return memoizeCredentials(async () => {
+    chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
+    return (await chain)();
+  });
 }
 
 /** Options of {@link assumeRoleCredentials}. */
@@ -137,6 +139,7 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): CredentialPro
     ? memoizeCredentials(options.sourceCredentials)
     : defaultCredentials();
   const assume = async (): Promise<AwsCredentials> => {
+    const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
     const client = new STSClient({
       region,
       credentials: source,

@@ -1,7 +1,4 @@
 import { inspect } from 'node:util';
-import { Hash } from '@smithy/hash-node';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { ConfigError, TokenTooLargeError } from '../errors.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import {
@@ -20,6 +17,24 @@ import {
   type KubeconfigOptions,
 } from './kubeconfig.js';
 import { partitionOf, stsHostname } from './regions.js';
+
+let signerModules:
+  | Promise<{
+      Hash: typeof import('@smithy/hash-node').Hash;
+      HttpRequest: typeof import('@smithy/protocol-http').HttpRequest;
+      SignatureV4: typeof import('@smithy/signature-v4').SignatureV4;
+    }>
+  | undefined;
+
+/** The SigV4 signer, loaded on the first token (it is not needed to import the package). */
+function loadSigner() {
+  signerModules ??= Promise.all([
+    import('@smithy/hash-node'),
+    import('@smithy/protocol-http'),
+    import('@smithy/signature-v4'),
+  ]).then(([h, p, s]) => ({ Hash: h.Hash, HttpRequest: p.HttpRequest, SignatureV4: s.SignatureV4 }));
+  return signerModules;
+}
 
 /** Prefix of every EKS bearer token. */
 export const EKS_TOKEN_PREFIX = 'k8s-aws-v1.';
@@ -304,6 +319,7 @@ export class EksAuth {
     host: string,
   ): Promise<EksToken> {
     const signedAt = new Date(Math.floor(this.#clock().getTime() / 1000) * 1000);
+    const { Hash, HttpRequest, SignatureV4 } = await loadSigner();
     const signer = new SignatureV4({
       service: 'sts',
       region,

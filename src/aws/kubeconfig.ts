@@ -1,6 +1,6 @@
-import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { loadYaml } from '../util/index.js';
 
 /** The `client.authentication.k8s.io` versions an exec plugin may answer with. */
 export type ExecCredentialApiVersion =
@@ -162,7 +162,7 @@ export function eksKubeconfig(cluster: KubeconfigCluster, options: KubeconfigOpt
 
   const context: Record<string, unknown> = { cluster: name, user: name };
   if (options.namespace) context.namespace = options.namespace;
-  return stringify({
+  return loadYaml().stringify({
     apiVersion: 'v1',
     kind: 'Config',
     preferences: {},

@@ -1,6 +1,4 @@
 import { inspect } from 'node:util';
-import { DescribeClusterCommand, EKSClient, ListClustersCommand } from '@aws-sdk/client-eks';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { z } from 'zod';
 import {
   assumeRoleCredentials,
@@ -550,6 +548,7 @@ export class ClusterCatalog {
   ): Promise<{ arn?: string; account?: string }> {
     const stsRegion = this.#options.stsRegion ?? region;
     const endpoint = endpointFor(this.#options.endpoints?.sts, stsRegion);
+    const { GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts');
     const client = new STSClient({
       region: stsRegion,
       credentials,
@@ -625,6 +624,7 @@ export class ClusterCatalog {
     signal: AbortSignal,
   ): Promise<void> {
     const endpoint = endpointFor(this.#options.endpoints?.eks, region);
+    const { DescribeClusterCommand, EKSClient, ListClustersCommand } = await import('@aws-sdk/client-eks');
     const client = new EKSClient({
       region,
       credentials,

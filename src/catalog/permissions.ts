@@ -1,5 +1,5 @@
-import { stringify } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { loadYaml } from '../util/index.js';
 
 /**
  * Default Kubernetes group the responder's IAM principal is mapped to and the ClusterRole is
@@ -109,6 +109,7 @@ export function clusterRoleYaml(options: ClusterRoleOptions = {}): string {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
     subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
   };
+  const { stringify } = loadYaml();
   return `${stringify(role)}---\n${stringify(binding)}`;
 }
 

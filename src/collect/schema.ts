@@ -3,9 +3,9 @@
  * file, the item and the field.
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, ValidationError } from '../errors.js';
+import { loadYaml } from '../util/index.js';
 import { parseSize } from './size.js';
 
 const ID_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -236,7 +236,7 @@ export function parseProfileSpec(raw: unknown, source = '<inline>'): ProfileSpec
 export function parseProfileText(text: string, source = '<inline>'): ProfileSpec {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { maxAliasCount: 100, prettyErrors: true });
+    raw = loadYaml().parse(text, { maxAliasCount: 100, prettyErrors: true });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     throw new ValidationError(`invalid profile ${source}: not valid YAML/JSON: ${message}`, {

@@ -7,7 +7,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { extract as tarExtract } from 'tar-stream';
 
 /** One entry of a received tar stream, as indexed in the bundle. */
 export interface TarIndexEntry {
@@ -136,6 +135,7 @@ export async function receiveTar(
   const expected = options.expected ?? new Map<string, string>();
   const keepBytes = options.keepBytes ?? 0;
   const guard = new TarGuard(options.maxBytes ?? 1024 ** 3, options.onBytes, options.hashStream ?? true);
+  const { extract: tarExtract } = await import('tar-stream');
   const extract = tarExtract();
   const entries: TarIndexEntry[] = [];
   const answered = new Set<string>();
@@ -246,6 +246,7 @@ export async function receiveTar(
 
 /** Reads one entry's bytes back out of a stored raw tar (for analysis and tests; nothing touches disk). */
 export async function readTarEntry(raw: Uint8Array | Readable, name: string): Promise<Buffer | undefined> {
+  const { extract: tarExtract } = await import('tar-stream');
   const ex = tarExtract();
   const src = raw instanceof Readable ? raw : Readable.from([Buffer.from(raw)]);
   src.pipe(ex);

@@ -10,7 +10,6 @@ import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract } from 'tar-stream';
 import { hashFile } from './directory.js';
 import { TIMESTAMP_FILE } from './tsa.js';
 import { BUNDLE_FILES } from './types.js';
@@ -194,6 +193,7 @@ export class TarReader implements BundleReader {
     await fh.close();
     const gz = magic[0] === 0x1f && magic[1] === 0x8b;
     const whole = createHash('sha256');
+    const { extract } = await import('tar-stream');
     const ex = extract();
     const top = this.placeName;
     const prefix = `${top}/`;

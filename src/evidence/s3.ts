@@ -9,18 +9,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type PutObjectCommandInput,
-  PutObjectLegalHoldCommand,
-  PutObjectRetentionCommand,
-  PutObjectTaggingCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import type { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, EvidenceError } from '../errors.js';
 import { redactSecrets } from '../util/index.js';
 import { type ArtifactStore, type BundleBackend, type FailedStore, StreamingBundleWriter } from './bundle.js';
@@ -33,6 +23,9 @@ import {
   type BundleWriter,
   type EvidenceSink,
 } from './types.js';
+
+/** The S3 commands, loaded when a bundle first talks to S3 (not when the package is imported). */
+const s3sdk = () => import('@aws-sdk/client-s3');
 
 /** Minimum S3 multipart part size (5 MiB). */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -153,6 +146,7 @@ class S3Backend implements BundleBackend {
     body: Buffer,
     contentType?: string,
   ): Promise<{ versionId?: string; etag?: string; checksum?: string }> {
+    const { PutObjectCommand } = await s3sdk();
     const hex = createHash('sha256').update(body).digest();
     const out = await this.#o.client.send(
       new PutObjectCommand({
@@ -181,6 +175,7 @@ class S3Backend implements BundleBackend {
   async #relock(key: string, versionId: string | undefined): Promise<void> {
     const lock = this.#o.objectLock;
     if (!lock) return;
+    const { PutObjectLegalHoldCommand, PutObjectRetentionCommand } = await s3sdk();
     const c = this.#common();
     const v = versionId ? { VersionId: versionId } : {};
     if (c.ObjectLockMode && c.ObjectLockRetainUntilDate) {
@@ -208,6 +203,7 @@ class S3Backend implements BundleBackend {
   /** Aborts every multipart upload left for `key` (ours; the key is unique to this bundle). */
   async #abortAll(key: string, uploadId: string | undefined): Promise<void> {
     const { client, bucket } = this.#o;
+    const { AbortMultipartUploadCommand, ListMultipartUploadsCommand } = await s3sdk();
     if (uploadId) {
       await client
         .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))
@@ -224,6 +220,10 @@ class S3Backend implements BundleBackend {
   }
 
   async openArtifact(path: string, meta: ArtifactMeta): Promise<ArtifactStore> {
+    const [{ PutObjectTaggingCommand }, { Upload }] = await Promise.all([
+      s3sdk(),
+      import('@aws-sdk/lib-storage'),
+    ]);
     const key = this.#base + path;
     const o = this.#o;
     const chunks: Buffer[] = [];
@@ -359,6 +359,7 @@ class S3Backend implements BundleBackend {
       await this.#put(key, await readFile(file), 'application/x-ndjson');
       return;
     }
+    const { Upload } = await import('@aws-sdk/lib-storage');
     const up = new Upload({
       client: this.#o.client,
       partSize: this.#o.partSize,
@@ -462,6 +463,7 @@ export class S3Sink implements EvidenceSink {
     const { acquisitionId, name } = StreamingBundleWriter.prepare(init);
     const base = `${this.#o.prefix ?? ''}${name}/`;
     let existing: number;
+    const { ListObjectsV2Command } = await s3sdk();
     try {
       const r = await this.#o.client.send(
         new ListObjectsV2Command({ Bucket: this.#o.bucket, Prefix: base, MaxKeys: 1 }),

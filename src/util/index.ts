@@ -5,5 +5,6 @@
  */
 export { abortError, throwIfAborted, withTimeout } from './abort.js';
 export { HashingStream, sha256Hex } from './hash.js';
+export { loadYaml } from './lazy.js';
 export { type Logger, silentLogger } from './logger.js';
 export { redactSecrets } from './redact.js';

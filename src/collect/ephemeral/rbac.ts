@@ -2,9 +2,9 @@
  * What the ephemeral-container path needs in the cluster, as data, as a grant sentence for error
  * messages, and as Role/RoleBinding YAML (the generator behind docs/distroless.md).
  */
-import { stringify } from 'yaml';
 import { DEFAULT_RBAC_GROUP } from '../../catalog/index.js';
 import { ConfigError } from '../../errors.js';
+import { loadYaml } from '../../util/index.js';
 
 /** One RBAC permission the ephemeral-container path uses. */
 export interface EphemeralPermission {
@@ -81,5 +81,6 @@ export function ephemeralRoleYaml(options: EphemeralRoleOptions): string {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
   };
+  const { stringify } = loadYaml();
   return `${stringify(role)}---\n${stringify(binding)}`;
 }
