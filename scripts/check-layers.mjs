@@ -13,6 +13,7 @@ const allowed = {
   evidence: ['core'],
   catalog: ['core', 'aws', 'kube'],
   collect: ['core', 'kube', 'evidence', 'catalog', 'aws'],
+  fleet: ['core', 'aws', 'kube', 'evidence', 'catalog', 'collect'],
   testing: ['core', 'aws', 'kube', 'evidence', 'catalog', 'collect'],
   root: ['core', 'aws', 'kube', 'evidence', 'catalog', 'collect'],
 };

@@ -6,7 +6,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-const entries = { 'eks-forensics': 'src/index.ts', 'eks-forensics/testing': 'src/testing/index.ts' } as const;
+const entries = {
+  'eks-forensics': 'src/index.ts',
+  'eks-forensics/testing': 'src/testing/index.ts',
+  'eks-forensics/fleet': 'src/fleet/index.ts',
+} as const;
 const reportPath = new URL('../../etc/api-report.md', import.meta.url);
 
 function exportedNames(file: string): string[] {
