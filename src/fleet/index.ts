@@ -23,7 +23,12 @@ export {
   sweepReport,
   watchSweep,
 } from './report.js';
-export { type CreateSweepQueuesOptions, createSweepQueues, type SendFailure, type SweepQueue } from './sqs.js';
+export {
+  type CreateSweepQueuesOptions,
+  createSweepQueues,
+  type SendFailure,
+  type SweepQueue,
+} from './sqs.js';
 export type { SweepStore } from './store.js';
 export {
   type AttemptRecord,
@@ -33,9 +38,9 @@ export {
   bundleIdFor,
   type DeadLetterRecord,
   DeadLetterRecordSchema,
-  FLEET_SCHEMA_VERSION,
   type FinalRecord,
   FinalRecordSchema,
+  FLEET_SCHEMA_VERSION,
   type SweepCluster,
   SweepClusterSchema,
   type SweepManifest,

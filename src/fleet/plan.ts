@@ -4,10 +4,17 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { CatalogProblem, ClusterInfo, ConnectOptions, ContainerInfo, PodInfo, PodsOptions } from '../catalog/index.js';
+import type {
+  CatalogProblem,
+  ClusterInfo,
+  ConnectOptions,
+  ContainerInfo,
+  PodInfo,
+  PodsOptions,
+} from '../catalog/index.js';
 import { ConfigError, ValidationError } from '../errors.js';
 import { type SendFailure, type SweepQueue, sendAll } from './sqs.js';
-import { putJson, type SweepStore, SweepKeys, getJson } from './store.js';
+import { getJson, putJson, SweepKeys, type SweepStore } from './store.js';
 import {
   acquisitionIdFor,
   FLEET_SCHEMA_VERSION,
@@ -136,9 +143,12 @@ export function sweepTarget(
 export async function planSweep(catalog: SweepCatalog, selector: SweepSelector = {}): Promise<SweepPlan> {
   const sweepId = selector.sweepId ?? newSweepId();
   if (!SweepIdSchema.safeParse(sweepId).success)
-    throw new ConfigError(`sweep id ${JSON.stringify(sweepId)}: use 1-63 of [A-Za-z0-9_.-], starting alphanumeric`);
+    throw new ConfigError(
+      `sweep id ${JSON.stringify(sweepId)}: use 1-63 of [A-Za-z0-9_.-], starting alphanumeric`,
+    );
   const concurrency = selector.concurrency ?? 4;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError('concurrency must be an integer >= 1');
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new ConfigError('concurrency must be an integer >= 1');
   const clusters: ClusterInfo[] = [];
   const pick = (list: readonly string[] | undefined, ...values: string[]) =>
     !list || values.some((v) => list.includes(v));
@@ -264,7 +274,10 @@ export async function enqueueSweep(plan: SweepPlan, options: EnqueueOptions): Pr
   let total = 0;
   const result = await sendAll(
     options.queue,
-    plan.targets.map((t) => ({ id: t.acquisitionId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80), body: JSON.stringify(t) })),
+    plan.targets.map((t) => ({
+      id: t.acquisitionId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80),
+      body: JSON.stringify(t),
+    })),
     {
       attempts: options.attempts,
       signal: options.signal,
@@ -274,7 +287,9 @@ export async function enqueueSweep(plan: SweepPlan, options: EnqueueOptions): Pr
       },
     },
   );
-  const idOf = new Map(plan.targets.map((t) => [t.acquisitionId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80), t.acquisitionId]));
+  const idOf = new Map(
+    plan.targets.map((t) => [t.acquisitionId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80), t.acquisitionId]),
+  );
   const failed = result.failed.map((f) => ({ ...f, id: idOf.get(f.id) ?? f.id }));
   await putJson(options.store, keys.enqueue, {
     schemaVersion: FLEET_SCHEMA_VERSION,

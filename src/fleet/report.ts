@@ -4,6 +4,8 @@
  *
  * @module
  */
+
+import { z } from 'zod';
 import { ConfigError, ValidationError } from '../errors.js';
 import { verifyEvidence } from '../evidence/index.js';
 import { getJson, listKeys, SweepKeys, type SweepStore } from './store.js';
@@ -16,7 +18,6 @@ import {
   SweepManifestSchema,
 } from './types.js';
 import { errText, mapLimit, sleep } from './util.js';
-import { z } from 'zod';
 
 /** Where one target stands. */
 export type SweepTargetState =
@@ -109,12 +110,18 @@ const EnqueueSchema = z.object({
  * @throws {ValidationError} when the sweep manifest is missing or unreadable.
  */
 export async function sweepReport(options: SweepReportOptions): Promise<SweepReport> {
-  if (!SweepIdSchema.safeParse(options.sweepId).success) throw new ConfigError(`bad sweep id ${JSON.stringify(options.sweepId)}`);
+  if (!SweepIdSchema.safeParse(options.sweepId).success)
+    throw new ConfigError(`bad sweep id ${JSON.stringify(options.sweepId)}`);
   const { store, signal } = options;
   const keys = new SweepKeys(store, options.sweepId);
   const manifest = await getJson(store, keys.manifest, SweepManifestSchema, { manifest: true, signal });
-  if (!manifest) throw new ValidationError(`no sweep manifest at s3://${store.bucket}/${keys.manifest}; was the sweep enqueued with this store?`);
-  const problems: string[] = manifest.problems.map((p) => `not covered by the plan: ${p.where}: ${p.message}`);
+  if (!manifest)
+    throw new ValidationError(
+      `no sweep manifest at s3://${store.bucket}/${keys.manifest}; was the sweep enqueued with this store?`,
+    );
+  const problems: string[] = manifest.problems.map(
+    (p) => `not covered by the plan: ${p.where}: ${p.message}`,
+  );
   const enqueue = await getJson(store, keys.enqueue, EnqueueSchema, { signal }).catch((e: unknown) => {
     problems.push(`enqueue.json: ${errText(e)}`);
     return undefined;
@@ -132,80 +139,114 @@ export async function sweepReport(options: SweepReportOptions): Promise<SweepRep
     byTarget.set(id, list);
   }
   const planned = new Set(manifest.targets.map((t) => t.acquisitionId));
-  for (const id of byTarget.keys()) if (!planned.has(id)) problems.push(`records for ${id}, which the sweep manifest does not list`);
+  for (const id of byTarget.keys())
+    if (!planned.has(id)) problems.push(`records for ${id}, which the sweep manifest does not list`);
   const now = Date.now();
-  const targets = await mapLimit(manifest.targets, options.concurrency ?? 16, async (t): Promise<SweepTargetProgress> => {
-    const files = byTarget.get(t.acquisitionId) ?? [];
-    const p: SweepTargetProgress = { acquisitionId: t.acquisitionId, key: t.key, state: 'pending', attempts: 0, bytes: 0, reasons: [] };
-    const attempts: AttemptRecord[] = [];
-    for (const f of files) {
-      const m = /^attempt-(\d+)\.json$/.exec(f);
-      if (!m) continue;
-      p.attempts++;
-      try {
-        const a = await getJson(store, keys.target(t.acquisitionId) + f, AttemptRecordSchema, { signal });
-        if (a) attempts.push(a);
-      } catch (e) {
-        problems.push(`${t.acquisitionId}/${f}: ${errText(e)}`);
+  const targets = await mapLimit(
+    manifest.targets,
+    options.concurrency ?? 16,
+    async (t): Promise<SweepTargetProgress> => {
+      const files = byTarget.get(t.acquisitionId) ?? [];
+      const p: SweepTargetProgress = {
+        acquisitionId: t.acquisitionId,
+        key: t.key,
+        state: 'pending',
+        attempts: 0,
+        bytes: 0,
+        reasons: [],
+      };
+      const attempts: AttemptRecord[] = [];
+      for (const f of files) {
+        const m = /^attempt-(\d+)\.json$/.exec(f);
+        if (!m) continue;
+        p.attempts++;
+        try {
+          const a = await getJson(store, keys.target(t.acquisitionId) + f, AttemptRecordSchema, { signal });
+          if (a) attempts.push(a);
+        } catch (e) {
+          problems.push(`${t.acquisitionId}/${f}: ${errText(e)}`);
+        }
       }
-    }
-    attempts.sort((a, b) => a.attempt - b.attempt);
-    const finalized = attempts.filter((a) => a.state === 'finalized' || a.state === 'superseded');
-    if (finalized.length > 1)
-      problems.push(`${t.acquisitionId}: ${finalized.length} finalized bundles (${finalized.map((a) => a.bundleId).join(', ')}); only final.json's is the evidence`);
-    let final: z.infer<typeof FinalRecordSchema> | undefined;
-    if (files.includes('final.json')) {
-      try {
-        final = await getJson(store, keys.final(t.acquisitionId), FinalRecordSchema, { signal });
-      } catch (e) {
-        problems.push(`${t.acquisitionId}/final.json: ${errText(e)}`);
+      attempts.sort((a, b) => a.attempt - b.attempt);
+      const finalized = attempts.filter((a) => a.state === 'finalized' || a.state === 'superseded');
+      if (finalized.length > 1)
+        problems.push(
+          `${t.acquisitionId}: ${finalized.length} finalized bundles (${finalized.map((a) => a.bundleId).join(', ')}); only final.json's is the evidence`,
+        );
+      let final: z.infer<typeof FinalRecordSchema> | undefined;
+      if (files.includes('final.json')) {
+        try {
+          final = await getJson(store, keys.final(t.acquisitionId), FinalRecordSchema, { signal });
+        } catch (e) {
+          problems.push(`${t.acquisitionId}/final.json: ${errText(e)}`);
+        }
       }
-    }
-    const last = attempts[attempts.length - 1];
-    if (final && final.acquisitionId === t.acquisitionId) {
-      p.state = 'finalized';
-      p.status = final.status;
-      p.bytes = final.bytes;
-      p.location = final.location;
-      p.manifestSha256 = final.manifestSha256;
-      const a = attempts.find((x) => x.attempt === final?.attempt);
-      if (a?.reasons) p.reasons.push(...a.reasons);
-      if (final.recovered) p.reasons.push('committed by another worker after the acquiring worker stopped (status from the manifest)');
-      if (options.verify) {
-        const prefix = keys.bundlePrefix(final.bundleId);
-        const v = await verifyEvidence(
-          { s3: { client: store.client, bucket: store.bucket, prefix } },
-          { expectedManifestSha256: final.manifestSha256 },
-        ).catch((e: unknown) => {
-          problems.push(`${t.acquisitionId}: verification could not run: ${errText(e)}`);
-          return undefined;
-        });
-        p.verified = v?.status;
-        if (v && !v.ok) problems.push(`${t.acquisitionId}: bundle ${final.bundleId} does not verify (${v.status}): ${v.problems.slice(0, 3).map((x) => x.message).join('; ')}`);
+      const last = attempts[attempts.length - 1];
+      if (final && final.acquisitionId === t.acquisitionId) {
+        p.state = 'finalized';
+        p.status = final.status;
+        p.bytes = final.bytes;
+        p.location = final.location;
+        p.manifestSha256 = final.manifestSha256;
+        const a = attempts.find((x) => x.attempt === final?.attempt);
+        if (a?.reasons) p.reasons.push(...a.reasons);
+        if (final.recovered)
+          p.reasons.push(
+            'committed by another worker after the acquiring worker stopped (status from the manifest)',
+          );
+        if (options.verify) {
+          const prefix = keys.bundlePrefix(final.bundleId);
+          const v = await verifyEvidence(
+            { s3: { client: store.client, bucket: store.bucket, prefix } },
+            { expectedManifestSha256: final.manifestSha256 },
+          ).catch((e: unknown) => {
+            problems.push(`${t.acquisitionId}: verification could not run: ${errText(e)}`);
+            return undefined;
+          });
+          p.verified = v?.status;
+          if (v && !v.ok)
+            problems.push(
+              `${t.acquisitionId}: bundle ${final.bundleId} does not verify (${v.status}): ${v.problems
+                .slice(0, 3)
+                .map((x) => x.message)
+                .join('; ')}`,
+            );
+        }
+        return p;
+      }
+      if (files.includes('dead-letter.json')) {
+        try {
+          const d = await getJson(store, keys.deadLetter(t.acquisitionId), DeadLetterRecordSchema, {
+            signal,
+          });
+          p.state = 'dead-lettered';
+          if (d) p.reasons.push(d.reason);
+          return p;
+        } catch (e) {
+          problems.push(`${t.acquisitionId}/dead-letter.json: ${errText(e)}`);
+        }
+      }
+      if (last?.state === 'running' && Date.parse(last.leaseUntil) > now) p.state = 'running';
+      else if (last) {
+        p.state = 'retrying';
+        p.reasons.push(
+          ...(last.reasons ?? [last.state === 'running' ? 'interrupted (lease expired)' : last.state]),
+        );
+      } else if (refused.has(t.acquisitionId)) {
+        p.state = 'not-enqueued';
+        p.reasons.push(`SQS refused the message: ${refused.get(t.acquisitionId)}`);
       }
       return p;
-    }
-    if (files.includes('dead-letter.json')) {
-      try {
-        const d = await getJson(store, keys.deadLetter(t.acquisitionId), DeadLetterRecordSchema, { signal });
-        p.state = 'dead-lettered';
-        if (d) p.reasons.push(d.reason);
-        return p;
-      } catch (e) {
-        problems.push(`${t.acquisitionId}/dead-letter.json: ${errText(e)}`);
-      }
-    }
-    if (last?.state === 'running' && Date.parse(last.leaseUntil) > now) p.state = 'running';
-    else if (last) {
-      p.state = 'retrying';
-      p.reasons.push(...(last.reasons ?? [last.state === 'running' ? 'interrupted (lease expired)' : last.state]));
-    } else if (refused.has(t.acquisitionId)) {
-      p.state = 'not-enqueued';
-      p.reasons.push(`SQS refused the message: ${refused.get(t.acquisitionId)}`);
-    }
-    return p;
-  });
-  const counts: SweepReport['counts'] = { finalized: 0, running: 0, retrying: 0, 'dead-lettered': 0, pending: 0, 'not-enqueued': 0 };
+    },
+  );
+  const counts: SweepReport['counts'] = {
+    finalized: 0,
+    running: 0,
+    retrying: 0,
+    'dead-lettered': 0,
+    pending: 0,
+    'not-enqueued': 0,
+  };
   const statuses = { complete: 0, partial: 0, failed: 0 };
   let bytes = 0;
   for (const t of targets) {
@@ -215,7 +256,9 @@ export async function sweepReport(options: SweepReportOptions): Promise<SweepRep
       bytes += t.bytes;
     }
   }
-  const outstanding = targets.filter((t) => t.state !== 'finalized' && t.state !== 'dead-lettered').map((t) => t.acquisitionId);
+  const outstanding = targets
+    .filter((t) => t.state !== 'finalized' && t.state !== 'dead-lettered')
+    .map((t) => t.acquisitionId);
   return {
     sweepId: manifest.sweepId,
     createdAt: manifest.createdAt,

@@ -60,7 +60,10 @@ export async function sendAll(
     let pending = messages.slice(i, i + 10);
     for (let a = 1; pending.length > 0; a++) {
       options.signal?.throwIfAborted();
-      let out: { Successful?: { Id?: string }[]; Failed?: { Id?: string; Code?: string; Message?: string; SenderFault?: boolean }[] };
+      let out: {
+        Successful?: { Id?: string }[];
+        Failed?: { Id?: string; Code?: string; Message?: string; SenderFault?: boolean }[];
+      };
       try {
         out = await queue.client.send(
           new SendMessageBatchCommand({
@@ -77,7 +80,12 @@ export async function sendAll(
         // the SDK already retried throttling/5xx; a whole-batch failure after that is retried here too
         if (a >= attempts) {
           for (const m of pending)
-            failed.push({ id: m.id, code: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e), senderFault: false });
+            failed.push({
+              id: m.id,
+              code: (e as Error)?.name ?? 'Error',
+              message: (e as Error)?.message ?? String(e),
+              senderFault: false,
+            });
           break;
         }
         await sleep(Math.min(200 * 2 ** a, 5000), options.signal);
@@ -178,7 +186,10 @@ export async function sendOne(
       QueueUrl: queue.queueUrl,
       MessageBody: body,
       MessageAttributes: Object.fromEntries(
-        Object.entries(attributes).map(([k, v]) => [k, { DataType: 'String', StringValue: v.slice(0, 4096) || '-' }]),
+        Object.entries(attributes).map(([k, v]) => [
+          k,
+          { DataType: 'String', StringValue: v.slice(0, 4096) || '-' },
+        ]),
       ),
     }),
   );
@@ -222,7 +233,10 @@ export async function createSweepQueues(
   const retention = String(options.retentionSeconds ?? 14 * 86_400);
   try {
     const dlq = await options.client.send(
-      new CreateQueueCommand({ QueueName: `${options.name}-dlq`, Attributes: { MessageRetentionPeriod: retention } }),
+      new CreateQueueCommand({
+        QueueName: `${options.name}-dlq`,
+        Attributes: { MessageRetentionPeriod: retention },
+      }),
     );
     const dlqUrl = dlq.QueueUrl ?? '';
     const attrs = await options.client.send(

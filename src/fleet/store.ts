@@ -119,9 +119,12 @@ export async function putJson(
     if (options.create && (errName(e) === 'PreconditionFailed' || status(e) === 412)) return false;
     // 409 ConditionalRequestConflict: a concurrent conditional write is in progress; the other wins
     if (options.create && status(e) === 409) return false;
-    throw new EvidenceError(`cannot write s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`, {
-      cause: e,
-    });
+    throw new EvidenceError(
+      `cannot write s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -161,13 +164,17 @@ export async function getJson<S extends z.ZodType>(
     body = r.Body as Readable;
   } catch (e) {
     if (errName(e) === 'NoSuchKey' || status(e) === 404) return undefined;
-    throw new EvidenceError(`cannot read s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`, {
-      cause: e,
-    });
+    throw new EvidenceError(
+      `cannot read s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`,
+      {
+        cause: e,
+      },
+    );
   }
   const max = options.manifest ? MAX_MANIFEST_BYTES : MAX_RECORD_BYTES;
   const buf = await readBounded(body, max);
-  if (!buf) throw new ValidationError(`s3://${store.bucket}/${key} is larger than ${max} bytes; not a fleet record`);
+  if (!buf)
+    throw new ValidationError(`s3://${store.bucket}/${key} is larger than ${max} bytes; not a fleet record`);
   let raw: unknown;
   try {
     raw = JSON.parse(buf.toString('utf8'));
@@ -194,9 +201,12 @@ export async function exists(store: SweepStore, key: string, signal?: AbortSigna
     return true;
   } catch (e) {
     if (errName(e) === 'NotFound' || errName(e) === 'NoSuchKey' || status(e) === 404) return false;
-    throw new EvidenceError(`cannot read s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`, {
-      cause: e,
-    });
+    throw new EvidenceError(
+      `cannot read s3://${store.bucket}/${key}: ${(e as Error)?.message ?? String(e)}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 

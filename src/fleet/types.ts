@@ -17,7 +17,9 @@ const name = z.string().min(1).max(253);
 const iso = z.string().max(40);
 
 /** A sweep id: letters, digits, `-`, `_`, `.`; 1-63 characters, starting with a letter or digit. */
-export const SweepIdSchema = z.string().regex(SAFE_ID, 'a sweep id is 1-63 of [A-Za-z0-9_.-], starting alphanumeric');
+export const SweepIdSchema = z
+  .string()
+  .regex(SAFE_ID, 'a sweep id is 1-63 of [A-Za-z0-9_.-], starting alphanumeric');
 
 /** The cluster part of a target message: what a worker needs to reach the API server. */
 export const SweepClusterSchema = z.object({
@@ -233,7 +235,8 @@ export function targetKey(t: {
  */
 export function acquisitionIdFor(sweepId: string, key: string): string {
   const parsed = SweepIdSchema.safeParse(sweepId);
-  if (!parsed.success) throw new ValidationError(`sweep id ${JSON.stringify(sweepId)}: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new ValidationError(`sweep id ${JSON.stringify(sweepId)}: ${parsed.error.issues[0]?.message}`);
   const h = createHash('sha256').update(sweepId).update('\0').update(key).digest('hex');
   return `${sweepId}-${h.slice(0, 20)}`;
 }

@@ -22,7 +22,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping order of results. @internal */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   const run = async () => {
@@ -38,4 +42,6 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 
 /** Error text for records and events (never a stack). @internal */
 export const errText = (e: unknown): string =>
-  redactSecrets(e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e)).slice(0, 2000);
+  redactSecrets(
+    e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e),
+  ).slice(0, 2000);

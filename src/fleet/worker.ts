@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { hostname } from 'node:os';
+
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { ClusterCatalog, ClusterInfo, ConnectOptions } from '../catalog/index.js';
 import {
   ArtifactCollector,
@@ -33,18 +34,18 @@ import {
   type InMessage,
   isLeaseGone,
   receive,
-  sendOne,
   type SweepQueue,
+  sendOne,
 } from './sqs.js';
 import { exists, getJson, listKeys, putJson, SweepKeys, type SweepStore } from './store.js';
 import {
-  acquisitionIdFor,
   type AttemptRecord,
   AttemptRecordSchema,
+  acquisitionIdFor,
   bundleIdFor,
-  FLEET_SCHEMA_VERSION,
   type FinalRecord,
   FinalRecordSchema,
+  FLEET_SCHEMA_VERSION,
   type SweepCluster,
   type SweepTarget,
   SweepTargetSchema,
@@ -77,7 +78,14 @@ export type SweepOutcome =
 /** Progress of a worker, for logs and live views. */
 export type SweepWorkerEvent =
   | { type: 'started'; worker: string }
-  | { type: 'target-started'; worker: string; acquisitionId: string; attempt: number; bundleId: string; receiveCount: number }
+  | {
+      type: 'target-started';
+      worker: string;
+      acquisitionId: string;
+      attempt: number;
+      bundleId: string;
+      receiveCount: number;
+    }
   | {
       type: 'target-done';
       worker: string;
@@ -113,7 +121,9 @@ export interface SweepWorkerOptions {
   /** Profiles for every target. Default `['triage']`. */
   profiles?: readonly ProfileInput[] | undefined;
   /** More collector options (limits, examiner, callerArn, signing …). */
-  collector?: Omit<ArtifactCollectorOptions, 'sink' | 'profiles' | 'concurrency' | 'signal' | 'caseId' | 'cluster'> | undefined;
+  collector?:
+    | Omit<ArtifactCollectorOptions, 'sink' | 'profiles' | 'concurrency' | 'signal' | 'caseId' | 'cluster'>
+    | undefined;
   /** S3 sink options besides client/bucket/prefix (encryption, Object Lock, part size). */
   sink?: Omit<S3SinkOptions, 'client' | 'bucket' | 'prefix'> | undefined;
   /** Targets acquired at once by this worker. Default 2. */
@@ -159,16 +169,20 @@ interface Resolved {
 }
 
 function resolve(o: SweepWorkerOptions): Resolved {
-  if (!o?.queue?.client || !o.queue.queueUrl) throw new ConfigError('runSweepWorker needs queue: { client, queueUrl }');
-  if (!o.store?.client || !o.store.bucket) throw new ConfigError('runSweepWorker needs store: { client, bucket }');
+  if (!o?.queue?.client || !o.queue.queueUrl)
+    throw new ConfigError('runSweepWorker needs queue: { client, queueUrl }');
+  if (!o.store?.client || !o.store.bucket)
+    throw new ConfigError('runSweepWorker needs store: { client, bucket }');
   if (typeof o.connect !== 'function') throw new ConfigError('runSweepWorker needs connect(target)');
   const vt = o.visibilityTimeoutSeconds ?? 60;
   if (!Number.isInteger(vt) || vt < 6 || vt > 43_200)
     throw new ConfigError('visibilityTimeoutSeconds must be an integer from 6 to 43200');
   const hb = o.heartbeatSeconds ?? vt / 3;
-  if (!(hb > 0) || hb > vt / 2) throw new ConfigError('heartbeatSeconds must be > 0 and at most half the visibility timeout');
+  if (!(hb > 0) || hb > vt / 2)
+    throw new ConfigError('heartbeatSeconds must be > 0 and at most half the visibility timeout');
   const maxReceives = o.maxReceives ?? 4;
-  if (!Number.isInteger(maxReceives) || maxReceives < 1) throw new ConfigError('maxReceives must be an integer >= 1');
+  if (!Number.isInteger(maxReceives) || maxReceives < 1)
+    throw new ConfigError('maxReceives must be an integer >= 1');
   const worker = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const logger = o.logger ?? silentLogger;
   return {
@@ -234,8 +248,15 @@ class Lease {
         this.until = t0 + this.r.vt * 1000;
         this.#onRenew?.(this.until);
       } catch (e) {
-        if (isLeaseGone(e)) this.#lose(acquisitionId, `SQS no longer holds the message for us: ${errText(e)}`);
-        else this.r.emit({ type: 'error', worker: this.r.worker, operation: 'sqs:ChangeMessageVisibility', message: errText(e) });
+        if (isLeaseGone(e))
+          this.#lose(acquisitionId, `SQS no longer holds the message for us: ${errText(e)}`);
+        else
+          this.r.emit({
+            type: 'error',
+            worker: this.r.worker,
+            operation: 'sqs:ChangeMessageVisibility',
+            message: errText(e),
+          });
       }
     };
     this.#timer = setInterval(() => void tick(), this.r.hb * 1000);
@@ -274,13 +295,20 @@ export function parseSweepTarget(body: string): SweepTarget {
     pod: t.pod,
     container: t.container,
   });
-  if (key !== t.key) throw new ValidationError(`the message key ${JSON.stringify(t.key)} does not match its fields`);
+  if (key !== t.key)
+    throw new ValidationError(`the message key ${JSON.stringify(t.key)} does not match its fields`);
   if (acquisitionIdFor(t.sweepId, t.key) !== t.acquisitionId)
-    throw new ValidationError(`acquisition id ${t.acquisitionId} is not the one sweep ${t.sweepId} derives for ${t.key}`);
+    throw new ValidationError(
+      `acquisition id ${t.acquisitionId} is not the one sweep ${t.sweepId} derives for ${t.key}`,
+    );
   return t;
 }
 
-async function readAttempts(store: SweepStore, keys: SweepKeys, acqId: string): Promise<{ records: AttemptRecord[]; highest: number }> {
+async function readAttempts(
+  store: SweepStore,
+  keys: SweepKeys,
+  acqId: string,
+): Promise<{ records: AttemptRecord[]; highest: number }> {
   const listed = await listKeys(store, keys.target(acqId));
   const records: AttemptRecord[] = [];
   let highest = 0;
@@ -359,7 +387,12 @@ async function ack(r: Resolved, msg: SweepMessage): Promise<void> {
   }
 }
 
-async function deadLetter(r: Resolved, msg: SweepMessage, reason: string, target?: SweepTarget): Promise<void> {
+async function deadLetter(
+  r: Resolved,
+  msg: SweepMessage,
+  reason: string,
+  target?: SweepTarget,
+): Promise<void> {
   if (target) {
     const keys = new SweepKeys(r.o.store, target.sweepId);
     await putJson(r.o.store, keys.deadLetter(target.acquisitionId), {
@@ -382,14 +415,24 @@ async function deadLetter(r: Resolved, msg: SweepMessage, reason: string, target
   await ack(r, msg);
 }
 
-async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promise<{ outcome: SweepOutcome; acquisitionId?: string; reason?: string }> {
+async function handle(
+  r: Resolved,
+  msg: SweepMessage,
+  receivedAt: number,
+): Promise<{ outcome: SweepOutcome; acquisitionId?: string; reason?: string }> {
   let target: SweepTarget;
   try {
     target = parseSweepTarget(msg.body);
   } catch (e) {
     const reason = `unreadable target message: ${errText(e)}`;
     await deadLetter(r, msg, reason);
-    r.emit({ type: 'target-done', worker: r.worker, acquisitionId: '(unreadable)', outcome: 'dead-lettered', reason });
+    r.emit({
+      type: 'target-done',
+      worker: r.worker,
+      acquisitionId: '(unreadable)',
+      outcome: 'dead-lettered',
+      reason,
+    });
     return { outcome: 'dead-lettered', reason };
   }
   const acq = target.acquisitionId;
@@ -397,10 +440,20 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
   const keys = new SweepKeys(store, target.sweepId);
   const lease = new Lease(r, msg, receivedAt);
   lease.start(acq);
-  const done = (outcome: SweepOutcome, extra: { attempt?: number; status?: 'complete' | 'partial' | 'failed'; bytes?: number; reason?: string } = {}) => {
+  const done = (
+    outcome: SweepOutcome,
+    extra: {
+      attempt?: number;
+      status?: 'complete' | 'partial' | 'failed';
+      bytes?: number;
+      reason?: string;
+    } = {},
+  ) => {
     r.emit({ type: 'target-done', worker: r.worker, acquisitionId: acq, outcome, ...extra });
     return { outcome, acquisitionId: acq, ...(extra.reason ? { reason: extra.reason } : {}) };
   };
+  let record: AttemptRecord | undefined;
+  let writing = Promise.resolve();
   try {
     // 1. committed already: acknowledge, no second bundle
     const committed = await getJson(store, keys.final(acq), FinalRecordSchema).catch(() => undefined);
@@ -415,7 +468,10 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
       if (a.state === 'running' && Date.parse(a.leaseUntil) > Date.now()) {
         const wait = Math.ceil((Date.parse(a.leaseUntil) - Date.now()) / 1000) + 1;
         await changeVisibility(r.o.queue, msg.receiptHandle, wait).catch(() => undefined);
-        return done('busy', { attempt: a.attempt, reason: `attempt ${a.attempt} is held by ${a.worker} until ${a.leaseUntil}` });
+        return done('busy', {
+          attempt: a.attempt,
+          reason: `attempt ${a.attempt} is held by ${a.worker} until ${a.leaseUntil}`,
+        });
       }
       if (a.state === 'running') {
         const recovered = await recover(r, keys, a);
@@ -425,7 +481,10 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
         }
         a.state = 'interrupted';
         a.finishedAt = new Date().toISOString();
-        a.reasons = [...(a.reasons ?? []), `interrupted: its worker stopped renewing the lease before ${a.leaseUntil}`];
+        a.reasons = [
+          ...(a.reasons ?? []),
+          `interrupted: its worker stopped renewing the lease before ${a.leaseUntil}`,
+        ];
         await putJson(store, keys.attempt(acq, a.attempt), a);
       }
       previous.push({ bundleId: a.bundleId, location: a.location, state: a.state });
@@ -434,7 +493,7 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
     const attempt = highest + 1;
     const bundleId = bundleIdFor(acq, attempt);
     const location = keys.bundleLocation(bundleId);
-    const record: AttemptRecord = {
+    record = {
       schemaVersion: FLEET_SCHEMA_VERSION,
       kind: 'eks-forensics.fleet.attempt',
       sweepId: target.sweepId,
@@ -451,18 +510,34 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
     };
     if (!(await putJson(store, keys.attempt(acq, attempt), record, { create: true }))) {
       await changeVisibility(r.o.queue, msg.receiptHandle, 5).catch(() => undefined);
-      return done('busy', { attempt, reason: `attempt ${attempt} was created by another worker at the same time` });
+      return done('busy', {
+        attempt,
+        reason: `attempt ${attempt} was created by another worker at the same time`,
+      });
     }
-    let writing = Promise.resolve();
+    const rec = record;
     lease.onRenew((until) => {
-      record.leaseUntil = new Date(until).toISOString();
-      if (record.state === 'running') {
-        writing = writing.then(() => putJson(store, keys.attempt(acq, attempt), record).then(() => undefined, () => undefined));
+      rec.leaseUntil = new Date(until).toISOString();
+      if (rec.state === 'running') {
+        writing = writing.then(() =>
+          putJson(store, keys.attempt(acq, attempt), rec).then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
       }
     });
-    r.emit({ type: 'target-started', worker: r.worker, acquisitionId: acq, attempt, bundleId, receiveCount: msg.receiveCount });
+    r.emit({
+      type: 'target-started',
+      worker: r.worker,
+      acquisitionId: acq,
+      attempt,
+      bundleId,
+      receiveCount: msg.receiveCount,
+    });
     const signal = AbortSignal.any([lease.lost.signal, ...(r.o.signal ? [r.o.signal] : [])]);
     const report = await acquire(r, target, keys, attempt, bundleId, previous, lease, signal);
+    lease.stop();
     await writing;
     const finishedAt = new Date().toISOString();
     if (report.finalized && report.manifestSha256) {
@@ -483,7 +558,9 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
         state: won ? 'finalized' : 'superseded',
         finishedAt,
         status: report.status,
-        reasons: won ? report.reasons : [...report.reasons, 'superseded: another attempt committed this acquisition id first'],
+        reasons: won
+          ? report.reasons
+          : [...report.reasons, 'superseded: another attempt committed this acquisition id first'],
         bytes: report.bytes,
         manifestSha256: report.manifestSha256,
       });
@@ -495,7 +572,12 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
     const stopping = r.o.signal?.aborted === true;
     const lost = lease.lost.signal.aborted;
     const reasons = [...report.reasons];
-    Object.assign(record, { state: lost ? 'lease-lost' : stopping ? 'interrupted' : 'failed', finishedAt, reasons, bytes: report.bytes });
+    Object.assign(record, {
+      state: lost ? 'lease-lost' : stopping ? 'interrupted' : 'failed',
+      finishedAt,
+      reasons,
+      bytes: report.bytes,
+    });
     await putJson(store, keys.attempt(acq, attempt), record);
     const reason = reasons.join('; ').slice(0, 2000) || 'the bundle was not finalized';
     if (lost) return done('busy', { attempt, reason });
@@ -506,23 +588,44 @@ async function handle(r: Resolved, msg: SweepMessage, receivedAt: number): Promi
     return await failOrRetry(r, msg, target, reason, attempt);
   } catch (e) {
     const reason = errText(e);
+    lease.stop();
+    await writing;
+    if (record?.state === 'running') {
+      // the attempt ended here: say so, or the next delivery would wait for its lease to run out
+      Object.assign(record, {
+        state: r.o.signal?.aborted ? 'interrupted' : 'failed',
+        finishedAt: new Date().toISOString(),
+        reasons: [...(record.reasons ?? []), reason],
+      });
+      await putJson(store, keys.attempt(acq, record.attempt), record).catch(() => undefined);
+    }
     if (r.o.signal?.aborted) {
       await changeVisibility(r.o.queue, msg.receiptHandle, 0).catch(() => undefined);
       return done('released', { reason });
     }
     r.emit({ type: 'error', worker: r.worker, operation: `target ${acq}`, message: reason });
-    return await failOrRetry(r, msg, target, reason).catch((e2: unknown) => done('retry', { reason: `${reason}; ${errText(e2)}` }));
+    return await failOrRetry(r, msg, target, reason).catch((e2: unknown) =>
+      done('retry', { reason: `${reason}; ${errText(e2)}` }),
+    );
   } finally {
     lease.stop();
   }
 
-  async function failOrRetry(r: Resolved, msg: SweepMessage, t: SweepTarget, reason: string, attempt?: number) {
+  async function failOrRetry(
+    r: Resolved,
+    msg: SweepMessage,
+    t: SweepTarget,
+    reason: string,
+    attempt?: number,
+  ) {
     if (msg.receiveCount >= r.maxReceives) {
       const why = `gave up after ${msg.receiveCount} receives: ${reason}`;
       await deadLetter(r, msg, why, t);
       return done('dead-lettered', { ...(attempt ? { attempt } : {}), reason: why });
     }
-    await changeVisibility(r.o.queue, msg.receiptHandle, r.retryDelay(msg.receiveCount)).catch(() => undefined);
+    await changeVisibility(r.o.queue, msg.receiptHandle, r.retryDelay(msg.receiveCount)).catch(
+      () => undefined,
+    );
     return done('retry', { ...(attempt ? { attempt } : {}), reason });
   }
 }
@@ -534,13 +637,15 @@ async function recover(r: Resolved, keys: SweepKeys, a: AttemptRecord): Promise<
   if (!(await exists(store, prefix + BUNDLE_FILES.manifest))) return undefined;
   const v = await verifyEvidence({ s3: { client: store.client, bucket: store.bucket, prefix } });
   if (!v.ok || !v.manifestSha256) return undefined;
-  const manifest = await getJson(store, prefix + BUNDLE_FILES.manifest, ManifestSchema, { manifest: true }).catch(
-    () => undefined,
-  );
+  const manifest = await getJson(store, prefix + BUNDLE_FILES.manifest, ManifestSchema, {
+    manifest: true,
+  }).catch(() => undefined);
   if (!manifest) return undefined;
   const bytes = manifest.artifacts.reduce((n, x) => n + (x.bytes ?? 0), 0);
   // the collector's verdict died with the worker; the manifest gives a lower bound
-  const status: FinalRecord['status'] = manifest.artifacts.every((x) => x.status === 'complete') ? 'complete' : 'partial';
+  const status: FinalRecord['status'] = manifest.artifacts.every((x) => x.status === 'complete')
+    ? 'complete'
+    : 'partial';
   const final: FinalRecord = {
     schemaVersion: FLEET_SCHEMA_VERSION,
     kind: 'eks-forensics.fleet.final',
@@ -561,10 +666,13 @@ async function recover(r: Resolved, keys: SweepKeys, a: AttemptRecord): Promise<
     status,
     bytes,
     manifestSha256: v.manifestSha256,
-    reasons: [...(a.reasons ?? []), `recovered by ${r.worker}: finalized and verified after its worker stopped`],
+    reasons: [
+      ...(a.reasons ?? []),
+      `recovered by ${r.worker}: finalized and verified after its worker stopped`,
+    ],
   });
   await putJson(store, keys.attempt(a.acquisitionId, a.attempt), a);
-  return won ? final : (await getJson(store, keys.final(a.acquisitionId), FinalRecordSchema)) ?? final;
+  return won ? final : ((await getJson(store, keys.final(a.acquisitionId), FinalRecordSchema)) ?? final);
 }
 
 async function acquire(
@@ -579,7 +687,12 @@ async function acquire(
 ): Promise<TargetReport> {
   const store = r.o.store;
   const kube = await r.o.connect(t, signal);
-  const inner = new S3Sink({ ...(r.o.sink ?? {}), client: store.client, bucket: store.bucket, prefix: keys.bundles });
+  const inner = new S3Sink({
+    ...(r.o.sink ?? {}),
+    client: store.client,
+    bucket: store.bucket,
+    prefix: keys.bundles,
+  });
   const fleet = {
     sweepId: t.sweepId,
     acquisitionId: t.acquisitionId,
@@ -589,11 +702,17 @@ async function acquire(
     previousAttempts: previous,
   };
   const guard = async () => {
-    if (!lease.valid()) throw new EvidenceError('not finalized: this worker no longer holds the target (lease lost or about to expire); another attempt will run');
+    if (!lease.valid())
+      throw new EvidenceError(
+        'not finalized: this worker no longer holds the target (lease lost or about to expire); another attempt will run',
+      );
     if (await exists(store, keys.final(t.acquisitionId)))
       throw new EvidenceError('not finalized: another attempt already committed this acquisition id');
   };
-  const sink = attemptSink(inner, bundleId, guard, `fleet: ${JSON.stringify(fleet)}`, { event: 'fleet-attempt', ...fleet });
+  const sink = attemptSink(inner, bundleId, guard, `fleet: ${JSON.stringify(fleet)}`, {
+    event: 'fleet-attempt',
+    ...fleet,
+  });
   const collector = new ArtifactCollector({
     ...(r.o.collector ?? {}),
     sink,
@@ -602,7 +721,12 @@ async function acquire(
     signal,
     logger: r.o.collector?.logger ?? r.logger,
     ...(t.caseId ? { caseId: t.caseId } : {}),
-    cluster: { name: t.cluster.name, arn: t.cluster.arn, region: t.cluster.region, accountId: t.cluster.accountId },
+    cluster: {
+      name: t.cluster.name,
+      arn: t.cluster.arn,
+      region: t.cluster.region,
+      accountId: t.cluster.accountId,
+    },
   });
   const rep = await collector.acquire({ kube, namespace: t.namespace, pod: t.pod, container: t.container });
   const one = rep.targets[0];
@@ -627,7 +751,16 @@ export async function runSweepWorker(options: SweepWorkerOptions): Promise<Sweep
   const wait = options.waitTimeSeconds ?? 10;
   const summary: SweepWorkerSummary = {
     received: 0,
-    outcomes: { finalized: 0, duplicate: 0, recovered: 0, busy: 0, retry: 0, 'dead-lettered': 0, released: 0, superseded: 0 },
+    outcomes: {
+      finalized: 0,
+      duplicate: 0,
+      recovered: 0,
+      busy: 0,
+      retry: 0,
+      'dead-lettered': 0,
+      released: 0,
+      superseded: 0,
+    },
     bytes: 0,
   };
   const inflight = new Set<Promise<void>>();
@@ -649,11 +782,17 @@ export async function runSweepWorker(options: SweepWorkerOptions): Promise<Sweep
       await Promise.race(inflight);
       continue;
     }
-    if (options.idleExitSeconds !== undefined && inflight.size === 0 && Date.now() - idleSince > options.idleExitSeconds * 1000) break;
+    if (
+      options.idleExitSeconds !== undefined &&
+      inflight.size === 0 &&
+      Date.now() - idleSince > options.idleExitSeconds * 1000
+    )
+      break;
     let msgs: InMessage[];
     try {
       const room = concurrency - inflight.size;
-      const max = options.maxMessages === undefined ? room : Math.min(room, options.maxMessages - summary.received);
+      const max =
+        options.maxMessages === undefined ? room : Math.min(room, options.maxMessages - summary.received);
       msgs = await receive(options.queue, max, inflight.size > 0 ? Math.min(wait, 1) : wait, r.vt, signal);
       backoff = 0;
     } catch (e) {
@@ -695,7 +834,10 @@ export interface CatalogConnectorOptions {
  * for the cluster's region and role), one client per cluster ARN. The catalog must know the
  * accounts (roles) the plan was made with.
  */
-export function catalogConnector(catalog: Pick<ClusterCatalog, 'connect'>, options: CatalogConnectorOptions = {}): SweepConnector {
+export function catalogConnector(
+  catalog: Pick<ClusterCatalog, 'connect'>,
+  options: CatalogConnectorOptions = {},
+): SweepConnector {
   const clients = new Map<string, Promise<CollectorKube>>();
   return (t) => {
     const c = t.cluster;

@@ -29,7 +29,13 @@ export interface FleetConfig {
 }
 
 export const s3For = (moto: string, maxAttempts = 3) =>
-  new S3Client({ endpoint: moto, region: 'us-east-1', forcePathStyle: true, credentials: CREDS, maxAttempts });
+  new S3Client({
+    endpoint: moto,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: CREDS,
+    maxAttempts,
+  });
 export const sqsFor = (moto: string, maxAttempts = 3) =>
   new SQSClient({ endpoint: moto, region: 'us-east-1', credentials: CREDS, maxAttempts });
 
@@ -59,7 +65,9 @@ export function connectorFor(cfg: FleetConfig): SweepConnector {
         down = [];
       }
       if (down.includes(t.cluster.region) || down.includes(t.cluster.name))
-        throw new ClusterUnreachableError(`region ${t.cluster.region} is down (test): API server unreachable`);
+        throw new ClusterUnreachableError(
+          `region ${t.cluster.region} is down (test): API server unreachable`,
+        );
     }
     return inner(t, signal);
   };
@@ -81,16 +89,30 @@ export const testProfile: ArtifactProfile = {
         });
       });
     }
-    await ctx.writeArtifact('fleet-test.txt', `target ${ctx.target.namespace}/${ctx.target.pod}/${ctx.target.container}\n`, {
-      contentType: 'text/plain',
-    });
+    await ctx.writeArtifact(
+      'fleet-test.txt',
+      `target ${ctx.target.namespace}/${ctx.target.pod}/${ctx.target.container}\n`,
+      {
+        contentType: 'text/plain',
+      },
+    );
   },
 };
 
 /** Creates FakeClusters that accept EKS tokens of CREDS and registers each as an EKS cluster in moto. */
 export async function startClusters(
   moto: string,
-  specs: { name: string; region: string; pods: { name: string; namespace?: string; containers?: string[]; slowMs?: number; labels?: Record<string, string> }[] }[],
+  specs: {
+    name: string;
+    region: string;
+    pods: {
+      name: string;
+      namespace?: string;
+      containers?: string[];
+      slowMs?: number;
+      labels?: Record<string, string>;
+    }[];
+  }[],
 ): Promise<{ clusters: FakeCluster[]; map: FleetConfig['clusters'] }> {
   const clusters: FakeCluster[] = [];
   const map: FleetConfig['clusters'] = {};
@@ -110,7 +132,12 @@ export async function startClusters(
       eks: {
         clusterName: s.name,
         principals: [
-          { accessKeyId: CREDS.accessKeyId, arn: `arn:aws:iam::${ACCOUNT}:user/responder`, username: 'responder', groups: ['system:masters'] },
+          {
+            accessKeyId: CREDS.accessKeyId,
+            arn: `arn:aws:iam::${ACCOUNT}:user/responder`,
+            username: 'responder',
+            groups: ['system:masters'],
+          },
         ],
       },
     });

@@ -1,5 +1,5 @@
 /**
- * Guards the public surface: every name exported from the two entry points is listed in
+ * Guards the public surface: every name exported from the entry points is listed in
  * etc/api-report.md. A change to the surface must update that file on purpose
  * (`npm run api:update`) so it shows up in review.
  */
