@@ -4,6 +4,13 @@
  *
  * @module
  */
+
+export {
+  type FleetPolicyDocument,
+  type FleetPolicyOptions,
+  fleetPlannerPolicy,
+  fleetWorkerPolicy,
+} from './iam.js';
 export {
   type EnqueueOptions,
   type EnqueueResult,

@@ -227,6 +227,8 @@ export async function sweepReport(options: SweepReportOptions): Promise<SweepRep
         }
       }
       if (last?.state === 'running' && Date.parse(last.leaseUntil) > now) p.state = 'running';
+      // finalized but final.json not listed yet: the worker is committing right now
+      else if (last?.state === 'finalized' && !files.includes('final.json')) p.state = 'running';
       else if (last) {
         p.state = 'retrying';
         p.reasons.push(
