@@ -184,7 +184,7 @@ describe.skipIf(skipWithoutPeer('moto_server', motoServerMissing()))('fleet swee
         region: 'us-east-1',
         pods: [
           { name: 'web', containers: ['app', 'sidecar'], labels: { tier: 'web' } },
-          { name: 'slow', slowMs: 8000, labels: { tier: 'batch' } },
+          { name: 'slow', slowMs: 5000, labels: { tier: 'batch' } },
         ],
       },
       {
