@@ -41,6 +41,7 @@ export {
   type AttemptRecord,
   AttemptRecordSchema,
   type AttemptState,
+  AttemptStateSchema,
   acquisitionIdFor,
   bundleIdFor,
   type DeadLetterRecord,

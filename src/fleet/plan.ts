@@ -27,7 +27,7 @@ import {
 } from './types.js';
 import { errText, mapLimit } from './util.js';
 
-/** What {@link planSweep} needs of a catalog ({@link ClusterCatalog} has it). */
+/** What {@link planSweep} needs of a catalog (`ClusterCatalog` from `eks-forensics` has it). */
 export interface SweepCatalog {
   /** Clusters across accounts and regions. */
   clusters(options?: { signal?: AbortSignal | undefined }): AsyncIterable<ClusterInfo>;
