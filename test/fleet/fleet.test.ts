@@ -254,14 +254,17 @@ describe.skipIf(skipWithoutPeer('moto_server', motoServerMissing()))('fleet swee
     if (!slow) throw new Error('no slow target');
     // A takes everything one at a time and is killed while it holds the slow target
     const a = startWorker(file, 'A', ['1', '30']);
+    // B and C load now (start-up is slow on a busy machine) and start receiving after the kill
+    const go = join(dir, 'kill-go');
+    const b = startWorker(file, 'B', ['2', '12', '6', go]);
+    const c = startWorker(file, 'C', ['2', '12', '6', go]);
     await a.waitFor((e) => e.type === 'target-started' && e.acquisitionId === slow.acquisitionId, 40_000);
     a.kill('SIGKILL');
     await a.exited;
     const mid = await sweepReport({ store: { client: s3, bucket: BUCKET }, sweepId: 'sw-kill' });
     expect(mid.outstanding).toContain(slow.acquisitionId);
-    // B and C share the rest; the slow target's message comes back after the visibility timeout
-    const b = startWorker(file, 'B', ['2', '12']);
-    const c = startWorker(file, 'C', ['2', '12']);
+    // B and C take over; the slow target's message comes back after the visibility timeout
+    writeFileSync(go, '');
     const done = await b
       .waitFor((e) => e.type === 'target-done' && e.acquisitionId === slow.acquisitionId, 60_000)
       .catch(() => c.waitFor((e) => e.type === 'target-done' && e.acquisitionId === slow.acquisitionId, 1));

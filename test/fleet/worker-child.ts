@@ -1,16 +1,18 @@
 /**
  * A sweep worker process for the fleet tests and bench: reads a FleetConfig file, runs
  * runSweepWorker until the queue stays empty, prints every event as a JSON line.
- * argv: <config.json> <workerId> [concurrency] [idleExitSeconds] [visibilitySeconds]
+ * argv: <config.json> <workerId> [concurrency] [idleExitSeconds] [visibilitySeconds] [goFile]
+ * With goFile, the process loads everything first and starts receiving once that file exists.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { runSweepWorker } from '../../src/fleet/index.js';
 import { connectorFor, type FleetConfig, s3For, sqsFor, testProfile } from './support.js';
 
-const [file, workerId, conc, idle, vt] = process.argv.slice(2);
+const [file, workerId, conc, idle, vt, go] = process.argv.slice(2);
 const cfg = JSON.parse(readFileSync(file ?? '', 'utf8')) as FleetConfig;
 const controller = new AbortController();
 process.on('SIGTERM', () => controller.abort(new Error('SIGTERM')));
+if (go) while (!existsSync(go)) await new Promise((r) => setTimeout(r, 100));
 const started = process.hrtime.bigint();
 const summary = await runSweepWorker({
   queue: { client: sqsFor(cfg.moto), queueUrl: cfg.queueUrl },
