@@ -1,7 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'fleet/index': 'src/fleet/index.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

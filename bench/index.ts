@@ -7,6 +7,7 @@
  *   npm run bench -- --quick            # smaller sizes, same shape (a smoke run; not for the doc)
  *   npm run bench -- --only exec,fanout # some modules
  *   npm run bench -- --out /tmp/b.md    # write elsewhere
+ *   npm run bench -- --fleet            # also the optional fleet sweep section (moto SQS + S3, worker processes)
  *
  * A module that cannot run (missing peer, not root) is reported with its reason; the others go on.
  * Benchmarks are not tests: nothing here fails on a goal, the doc says which goals were met.
@@ -25,13 +26,16 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
+    fleet: { type: 'boolean', default: false },
   },
 });
 
-const MODULES = ['coldstart', 'exec', 'sinks', 'collect', 'sandbox', 'fanout'] as const;
+const MODULES = ['coldstart', 'exec', 'sinks', 'collect', 'sandbox', 'fanout', 'fleet'] as const;
 type ModuleName = (typeof MODULES)[number];
+/** Sections that run only when asked for (`--fleet` or `--only fleet`): they take minutes. */
+const OPTIONAL: ReadonlySet<ModuleName> = new Set(['fleet']);
 const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : undefined;
-const wanted = (m: ModuleName) => !only || only.has(m);
+const wanted = (m: ModuleName) => (only ? only.has(m) : !OPTIONAL.has(m) || values.fleet === true);
 const quick = values.quick === true;
 const MiB = 1024 * 1024;
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -191,6 +195,25 @@ async function fanoutSection(): Promise<Pick<Section, 'markdown' | 'raw'>> {
   return { markdown: lines.join('\n'), raw: r };
 }
 
+async function fleetSection(): Promise<Pick<Section, 'markdown' | 'raw'>> {
+  const { benchFleet } = await import('./fleet.js');
+  const r = await benchFleet({ targets: quick ? 40 : 200, workers: [1, 2, 4], log });
+  const base = r.levels[0];
+  const lines = [
+    `${r.targets} targets (\`pod-state\`) across 4 FakeClusters in 2 regions (EKS clusters in moto_server, EKS-token auth), SQS queue and S3 store in moto_server, 1, 2 and 4 worker processes (examples/fleet-sweep/worker.ts, 2 targets at once each). Wall time: from spawning the workers to the last commit. Setup ${(r.setupMs / 1000).toFixed(1)} s (not included).`,
+    '',
+    '| workers | finalized | wall s | targets/min | speed-up | worker start-up ms | CPU s per worker | CPU ms per target | peak RSS MiB per worker |',
+    '|---:|---:|---:|---:|---:|---:|---|---:|---|',
+    ...r.levels.map(
+      (l) =>
+        `| ${l.workers} | ${l.finalized}/${l.targets} | ${(l.wallMs / 1000).toFixed(1)} | ${l.targetsPerMinute.toFixed(0)} | ${base ? f2(l.targetsPerMinute / base.targetsPerMinute) : '–'}× | ${l.medianStartupMs} | ${l.cpuSecsPerWorker.join(', ')} | ${l.cpuMsPerTarget} | ${l.peakRssMiBPerWorker.join(', ')} |`,
+    ),
+    '',
+    `Everything (moto_server, 4 API servers, the workers) shares ${availableParallelism()} CPUs here, so adding workers past the CPU count cannot add throughput; per-target CPU is the figure that carries over. See docs/fleet.md for sizing.`,
+  ];
+  return { markdown: lines.join('\n'), raw: r };
+}
+
 const RUNNERS: Record<
   ModuleName,
   { title: string; reproduce: string; run: () => Promise<Pick<Section, 'markdown' | 'raw'>> }
@@ -220,6 +243,11 @@ const RUNNERS: Record<
     title: 'Fan-out: triage of many containers at concurrency 1, 4, 8, 16; token signing',
     reproduce: 'npx tsx bench/fanout.ts 100 1,4,8,16',
     run: fanoutSection,
+  },
+  fleet: {
+    title: 'Fleet sweep: targets/minute with 1, 2, 4 worker processes (optional: --fleet)',
+    reproduce: 'npx tsx bench/fleet.ts 200 1,2,4',
+    run: fleetSection,
   },
 };
 

@@ -14,6 +14,7 @@ const allowed = {
   catalog: ['core', 'aws', 'kube'],
   'aws-evidence': ['core', 'aws', 'evidence', 'kube', 'catalog'],
   collect: ['core', 'kube', 'evidence', 'catalog', 'aws'],
+  fleet: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
   testing: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
   root: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
 };

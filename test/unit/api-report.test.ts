@@ -1,12 +1,16 @@
 /**
- * Guards the public surface: every name exported from the two entry points is listed in
+ * Guards the public surface: every name exported from the entry points is listed in
  * etc/api-report.md. A change to the surface must update that file on purpose
  * (`npm run api:update`) so it shows up in review.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-const entries = { 'eks-forensics': 'src/index.ts', 'eks-forensics/testing': 'src/testing/index.ts' } as const;
+const entries = {
+  'eks-forensics': 'src/index.ts',
+  'eks-forensics/testing': 'src/testing/index.ts',
+  'eks-forensics/fleet': 'src/fleet/index.ts',
+} as const;
 const reportPath = new URL('../../etc/api-report.md', import.meta.url);
 
 function exportedNames(file: string): string[] {
