@@ -1639,7 +1639,7 @@ export class FakeCluster implements FakeClusterApi {
       const command = q.getAll('command');
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         finish(101);
-        const session = new ExecSession(ws, choice.protocol, streams);
+        const session = new ExecSession(ws, socket, choice.protocol, streams);
         if (!running || !c.runtimeContainer) {
           session.notRunning(c.name);
           return;
