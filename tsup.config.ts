@@ -13,4 +13,7 @@ export default defineConfig({
   target: 'node20',
   splitting: true,
   shims: true,
+  // Class names survive bundling (esbuild renames clashing classes to `_class6`…): users and
+  // loggers read `err.constructor.name`, and the CJS build must say `KubeApiError` too.
+  keepNames: true,
 });

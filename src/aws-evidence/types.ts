@@ -37,37 +37,45 @@ export interface NodeRef {
 /** A Kubernetes Pod object (the library's zod-inferred `Pod` fits). */
 export interface PodObjectLike {
   /** Object metadata. */
-  metadata?: {
-    /** Pod name. */
-    name?: string | undefined;
-    /** Namespace. */
-    namespace?: string | undefined;
-    /** Pod UID. */
-    uid?: string | undefined;
-    /** Pod labels. */
-    labels?: Readonly<Record<string, string>> | null | undefined;
-  };
+  metadata?:
+    | {
+        /** Pod name. */
+        name?: string | undefined;
+        /** Namespace. */
+        namespace?: string | undefined;
+        /** Pod UID. */
+        uid?: string | undefined;
+        /** Pod labels. */
+        labels?: Readonly<Record<string, string>> | null | undefined;
+      }
+    | undefined;
   /** Pod spec. */
-  spec?: {
-    /** Node the pod is scheduled on. */
-    nodeName?: string | undefined;
-  };
+  spec?:
+    | {
+        /** Node the pod is scheduled on. */
+        nodeName?: string | undefined;
+      }
+    | undefined;
 }
 
 /** A Kubernetes Node object (the library's zod-inferred `Node` fits). */
 export interface NodeObjectLike {
   /** Object metadata. */
-  metadata?: {
-    /** Node name. */
-    name?: string | undefined;
-    /** Node labels. */
-    labels?: Readonly<Record<string, string>> | null | undefined;
-  };
+  metadata?:
+    | {
+        /** Node name. */
+        name?: string | undefined;
+        /** Node labels. */
+        labels?: Readonly<Record<string, string>> | null | undefined;
+      }
+    | undefined;
   /** Node spec. */
-  spec?: {
-    /** e.g. `aws:///us-east-1a/i-0abc…`. */
-    providerID?: string | undefined;
-  };
+  spec?:
+    | {
+        /** e.g. `aws:///us-east-1a/i-0abc…`. */
+        providerID?: string | undefined;
+      }
+    | undefined;
 }
 
 function isObjectLike(v: object): v is { metadata?: unknown } {

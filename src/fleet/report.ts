@@ -55,7 +55,7 @@ export interface SweepTargetProgress {
   /** Why it is not complete, why the last attempt failed, or why it was given up. */
   reasons: string[];
   /** With `verify`: the result of verifyEvidence on the committed bundle. */
-  verified?: 'valid' | 'incomplete' | 'invalid' | undefined;
+  verified?: 'valid' | 'unanchored' | 'incomplete' | 'invalid' | undefined;
 }
 
 /** Progress of a sweep. */

@@ -293,7 +293,7 @@ describe('exec protocol edge cases (scripted ws server)', () => {
     let serverSocket: { pause(): void; resume(): void } | undefined;
     let received = 0;
     s.script = (ws) => {
-      serverSocket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      serverSocket = ws; // ws's public pause()/resume() stop and restart reading the socket
       ws.on('message', (d: Buffer) => {
         if (d[0] === 0) received += d.length - 1;
         if (d[0] === 255) {

@@ -120,7 +120,7 @@ export function serveUpgrade(
     const command = q.getAll('command');
     wss.handleUpgrade(req, socket, head, (ws) => {
       finish(101);
-      const session = new ExecSession(ws, choice.protocol, streams);
+      const session = new ExecSession(ws, socket, choice.protocol, streams);
       if (!running || !c.runtimeContainer) {
         session.notRunning(c.name);
         return;

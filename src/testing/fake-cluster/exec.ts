@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Readable } from 'node:stream';
-import type WebSocket from 'ws';
+import type { Duplex, Readable } from 'node:stream';
+import WebSocket from 'ws';
 import type { RuntimeExecExit, RuntimeExecProcess } from '../runtime.js';
 import type { KubeJsonObject } from './types.js';
 
@@ -33,11 +33,31 @@ const LOW_WATER = 256 * 1024;
 const SPARE_FRAMES = Math.ceil(HIGH_WATER / FRAME_PAYLOAD) + 4;
 /** Room left before the channel byte for the WebSocket header (at most 10 bytes unmasked). */
 const HEAD = 10;
+/** WebSocket opcodes of the messages a session sends (RFC 6455 §5.2). */
+const TEXT = 0x1;
+const BINARY = 0x2;
 
-/** The parts of a `ws` WebSocket the output fast path relies on (ws 8 internals). */
-interface WsInternals {
-  _socket?: { write(data: Buffer, cb: (err?: Error | null) => void): boolean };
-  _sender?: { _state?: unknown; _queue?: unknown[] };
+/**
+ * Writes the header of an unmasked, final server frame (RFC 6455 §5.2) of `length` payload bytes
+ * so that it ends at `end` in `buf`; returns where it starts.
+ */
+function writeServerHeader(buf: Buffer, end: number, opcode: number, length: number): number {
+  let start: number;
+  if (length < 126) {
+    start = end - 2;
+    buf[start + 1] = length;
+  } else if (length < 65536) {
+    start = end - 4;
+    buf[start + 1] = 126;
+    buf.writeUInt16BE(length, start + 2);
+  } else {
+    start = end - 10;
+    buf[start + 1] = 127;
+    buf.writeUInt32BE(Math.floor(length / 2 ** 32), start + 2);
+    buf.writeUInt32BE(length >>> 0, start + 6);
+  }
+  buf[start] = 0x80 | opcode;
+  return start;
 }
 
 /** Picks the subprotocol like kube-apiserver: `v5` if offered, else the legacy server's choice. */
@@ -112,7 +132,18 @@ export interface ExecStreams {
   tty: boolean;
 }
 
-/** Runs one exec session on an upgraded socket. `proc` undefined = the container is not running. */
+/**
+ * Runs one exec session on an upgraded socket. `proc` undefined = the container is not running.
+ *
+ * `ws` (public API only) does the handshake, reads the client's frames, answers pings and does the
+ * close handshake. The session's own messages are framed here and written to `socket`, the
+ * connection the server handed to `ws.handleUpgrade`: a frame buffer with room for the header
+ * before the channel byte goes to TLS as one buffer, where `ws.send` would hand over a header +
+ * payload pair that TLS copies into one again (a large, garbage-heavy cost at gigabytes). Frames
+ * are whole and written one at a time, and `ws` (no compression negotiated) writes its control
+ * frames synchronously, so the two never interleave inside a frame; `ws.close` is called only once
+ * the session's frames are written.
+ */
 export class ExecSession {
   private readonly base64: boolean;
   private readonly v5: boolean;
@@ -122,18 +153,19 @@ export class ExecSession {
   private readonly paused = new Set<Readable>();
   private readonly spare: Buffer[] = [];
   /**
-   * Frames waiting to be written to the raw socket, one write in flight at a time: a socket that
+   * Frames waiting to be written to the socket, one write in flight at a time: a socket that
    * drains several queued writes at once hands them to TLS as one `writev`, which copies them all
    * into a fresh buffer (a large, garbage-heavy cost under backpressure).
    */
   private readonly rawQueue: Array<{ buf: Buffer; done: () => void }> = [];
   private rawQueued = 0;
   private rawBusy = false;
-  /** `ws.send` calls held back until the raw queue is empty, so frames stay in order. */
-  private readonly afterRaw: Array<() => void> = [];
+  /** Run once the queue is empty. */
+  private readonly afterWritten: Array<() => void> = [];
 
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     private readonly protocol: string,
     private readonly streams: ExecStreams,
   ) {
@@ -148,9 +180,9 @@ export class ExecSession {
     });
   }
 
-  /** Bytes handed to the socket or waiting in the raw queue. */
+  /** Bytes handed to the socket or waiting in the queue. */
   private get buffered(): number {
-    return this.ws.bufferedAmount + this.rawQueued;
+    return this.socket.writableLength + this.rawQueued;
   }
 
   /** Resumes output paused for backpressure once the backlog is under LOW_WATER. */
@@ -161,99 +193,92 @@ export class ExecSession {
     }
   }
 
+  /** Sends one message: the channel byte, then `payload` (base64 text on the base64 protocols). */
   private send(channel: number, payload: Buffer, cb?: () => void): void {
-    if (this.closed) return;
-    if (this.rawBusy) {
-      this.afterRaw.push(() => this.send(channel, payload, cb));
-      return;
-    }
     const done = (): void => {
       this.resumeIfDrained();
       cb?.();
     };
-    if (this.base64) {
-      this.ws.send(`${channel}${payload.toString('base64')}`, { binary: false }, done);
-    } else {
-      const frame = Buffer.allocUnsafe(payload.length + 1);
-      frame[0] = channel;
-      payload.copy(frame, 1);
-      this.ws.send(frame, { binary: true }, done);
+    let data: Buffer;
+    if (this.base64) data = Buffer.from(`${channel}${payload.toString('base64')}`, 'latin1');
+    else {
+      data = Buffer.allocUnsafe(payload.length + 1);
+      data[0] = channel;
+      payload.copy(data, 1);
     }
-  }
-
-  /**
-   * The raw socket, when a frame written to it directly lands exactly where `ws.send` would put
-   * it: the socket is open and ws's sender has nothing queued (no compression is negotiated).
-   */
-  private rawSocket(): WsInternals['_socket'] | undefined {
-    if (this.base64 || this.ws.readyState !== 1) return undefined;
-    const { _socket: socket, _sender: sender } = this.ws as unknown as WsInternals;
-    if (!socket || !sender || sender._state !== 0 || !Array.isArray(sender._queue)) return undefined;
-    return sender._queue.length === 0 ? socket : undefined;
+    const frame = Buffer.allocUnsafe(HEAD + data.length);
+    data.copy(frame, HEAD);
+    const start = writeServerHeader(frame, HEAD, this.base64 ? TEXT : BINARY, data.length);
+    this.enqueue(frame.subarray(start), done);
   }
 
   /**
    * Sends the message `frame[HEAD, end)` (channel byte, then output); `frame` is reused for later
-   * output once the socket has written it. The WebSocket header goes into the room before the
-   * channel byte, so the socket (TLS) gets one buffer instead of ws's header + payload pair, which
-   * TLS would copy into one again.
+   * output once the socket has written it. The header goes into the room before the channel byte.
    */
   private sendFrame(frame: Buffer, end: number): void {
-    if (this.closed) return;
     const done = (): void => {
       if (this.spare.length < SPARE_FRAMES) this.spare.push(frame);
       this.resumeIfDrained();
     };
     if (this.base64) {
-      this.ws.send(`${frame[HEAD]}${frame.toString('base64', HEAD + 1, end)}`, { binary: false }, done);
+      // Encoded into a buffer of its own at once, so the frame can be reused.
+      this.send(frame[HEAD] as number, frame.subarray(HEAD + 1, end));
+      done();
       return;
     }
-    const socket = this.rawBusy ? (this.ws as unknown as WsInternals)._socket : this.rawSocket();
-    if (!socket) {
-      this.ws.send(frame.subarray(HEAD, end), { binary: true }, done);
-      return;
-    }
-    const length = end - HEAD;
-    let start: number;
-    if (length < 126) {
-      start = HEAD - 2;
-      frame[start + 1] = length;
-    } else if (length < 65536) {
-      start = HEAD - 4;
-      frame[start + 1] = 126;
-      frame.writeUInt16BE(length, start + 2);
-    } else {
-      start = HEAD - 10;
-      frame[start + 1] = 127;
-      frame.writeUInt32BE(0, start + 2);
-      frame.writeUInt32BE(length, start + 6);
-    }
-    frame[start] = 0x82; // FIN, binary
-    this.rawQueue.push({ buf: frame.subarray(start, end), done });
-    this.rawQueued += end - start;
-    if (!this.rawBusy) this.writeNextRaw(socket);
+    const start = writeServerHeader(frame, HEAD, BINARY, end - HEAD);
+    this.enqueue(frame.subarray(start, end), done);
   }
 
-  private writeNextRaw(socket: NonNullable<WsInternals['_socket']>): void {
+  /**
+   * Queues one whole frame for the socket. Once the session is closed, or `ws` has started the
+   * close handshake (nothing may follow a close frame), frames are dropped but `done` still runs:
+   * it recycles buffers and resumes paused output, which must drain to its end.
+   */
+  private enqueue(buf: Buffer, done: () => void): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) {
+      this.closed = true;
+      queueMicrotask(done);
+      return;
+    }
+    this.rawQueue.push({ buf, done });
+    this.rawQueued += buf.length;
+    if (!this.rawBusy) this.writeNextRaw();
+  }
+
+  /** Closes (handshake by `ws`) once every queued frame is written: a close frame is the last. */
+  private closeWhenWritten(): void {
+    if (this.rawBusy) this.afterWritten.push(() => this.ws.close(1000));
+    else this.ws.close(1000);
+  }
+
+  private writeNextRaw(): void {
+    if (this.ws.readyState !== WebSocket.OPEN && this.rawQueue.length > 0) {
+      // The close handshake has begun (the client's close was answered): nothing may follow it.
+      this.closed = true;
+      const dropped = this.rawQueue.splice(0);
+      this.rawQueued = 0;
+      for (const d of dropped) d.done();
+    }
     const item = this.rawQueue.shift();
     if (!item) {
       this.rawBusy = false;
-      for (const f of this.afterRaw.splice(0)) f();
+      for (const f of this.afterWritten.splice(0)) f();
       return;
     }
     this.rawBusy = true;
     this.rawQueued -= item.buf.length;
-    socket.write(item.buf, (err) => {
+    this.socket.write(item.buf, (err) => {
       if (err) {
-        // The socket is gone: drop the backlog, but let every frame's callback run (they recycle
-        // buffers and resume paused output, which must still drain to its end).
+        // The socket is gone: drop the backlog, but let every frame's callback run.
         this.closed = true;
         const dropped = this.rawQueue.splice(0);
         this.rawQueued = 0;
         item.done();
         for (const d of dropped) d.done();
       } else item.done();
-      this.writeNextRaw(socket);
+      this.writeNextRaw();
     });
   }
 
@@ -371,14 +396,11 @@ export class ExecSession {
   private finish(status: KubeJsonObject): void {
     if (this.closed) return;
     if (this.binaryStatus) {
-      this.send(3, Buffer.from(JSON.stringify(status)), () => this.ws.close(1000));
-      return;
+      this.send(3, Buffer.from(JSON.stringify(status)));
+    } else if (status.status !== 'Success' && typeof status.message === 'string') {
+      this.send(3, Buffer.from(status.message));
     }
-    if (status.status !== 'Success' && typeof status.message === 'string') {
-      this.send(3, Buffer.from(status.message), () => this.ws.close(1000));
-      return;
-    }
-    this.ws.close(1000);
+    this.closeWhenWritten();
   }
 
   /** Reports that the container is not running (InternalError after the upgrade) and closes. */
