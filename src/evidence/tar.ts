@@ -19,14 +19,7 @@ import { basename, join, resolve } from 'node:path';
 import { crc32, createGzip, type Gzip, constants as zc } from 'node:zlib';
 import { EvidenceError } from '../errors.js';
 import { type ArtifactStore, type BundleBackend, type FailedStore, StreamingBundleWriter } from './bundle.js';
-import {
-  type AuxDigest,
-  AuxFiles,
-  closeStream,
-  createExclusive,
-  sinkRootError,
-  writeTo,
-} from './fsutil.js';
+import { type AuxDigest, AuxFiles, closeStream, createExclusive, sinkRootError, writeTo } from './fsutil.js';
 import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
 
 /** Options of {@link TarSink}. */

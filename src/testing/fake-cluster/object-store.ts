@@ -6,9 +6,9 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { ConfigError } from '../../errors.js';
 import { authorizeOrThrow, type RequestContext } from './context.js';
 import { notFound, status, writeJson } from './http.js';
-import { ConfigError } from '../../errors.js';
 import type { KubeJsonObject } from './types.js';
 
 interface StoredKind {

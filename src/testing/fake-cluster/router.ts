@@ -9,12 +9,12 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClusterContext, RequestContext } from './context.js';
 import { serveCheckpointRoute } from './checkpoint.js';
+import type { ClusterContext, RequestContext } from './context.js';
 import { serveCore } from './core.js';
-import { serveStoredObjects } from './object-store.js';
 import { serveDiscovery, serveHealth } from './discovery.js';
 import { badRequest, HttpStatus, noSuchResource, status, writeJson } from './http.js';
+import { serveStoredObjects } from './object-store.js';
 import { type AuthUser, unauthorizedStatus } from './rbac.js';
 import { serveReviews } from './reviews.js';
 import type { FakeRequestRecord } from './types.js';

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../util/index.js';
 import type { ContainerRuntime, RuntimeContainer } from '../runtime.js';
+import { FakeObjectStore } from './object-store.js';
 import {
   type ContainerEntry,
   containerSpecJson,
@@ -19,7 +20,6 @@ import {
   rfc3339,
   toLogLines,
 } from './objects.js';
-import { FakeObjectStore } from './object-store.js';
 import { randomContainerId } from './runtimes/common.js';
 import { createHostRuntime } from './runtimes/host.js';
 import { createScriptedRuntime } from './runtimes/scripted.js';
