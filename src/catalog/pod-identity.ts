@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { EKSClient } from '@aws-sdk/client-eks';
-import { stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { type CredentialsInput, classifyAwsError } from '../aws/index.js';
 import { AbortedError, ConfigError, EksForensicsError, ForbiddenError, NotFoundError } from '../errors.js';
@@ -20,6 +19,7 @@ import type {
   RbacRole,
   Workload,
 } from '../kube/index.js';
+import { loadYaml } from '../util/index.js';
 import {
   bindingGrants,
   CAPABILITY_CHECKS,
@@ -925,5 +925,6 @@ export function identityReaderClusterRoleYaml(
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
     subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: group }],
   };
-  return `${stringifyYaml(role)}---\n${stringifyYaml(binding)}`;
+  const { stringify } = loadYaml();
+  return `${stringify(role)}---\n${stringify(binding)}`;
 }
