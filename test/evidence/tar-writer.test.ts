@@ -192,6 +192,8 @@ describe('TarSink streams large artifacts into the archive', () => {
     src2.push(null);
     await pending;
     const res = await w.finalize();
-    expect((await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 })).status).toBe('valid');
+    expect((await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 })).status).toBe(
+      'valid',
+    );
   });
 });
