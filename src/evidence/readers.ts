@@ -268,16 +268,22 @@ export class TarReader implements BundleReader {
         if (KEEP.has(rel)) this.#small.set(rel, keepIt ? Buffer.concat(keep) : TOO_LARGE);
       }
     })();
+    // Observed at once: a damaged tar rejects `consume` while the pipeline is still awaited, and a
+    // rejection without a handler would reach the embedding process as an unhandled rejection.
+    const consumed = consume.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     const src = createReadStream(this.location, { highWaterMark: 1 << 20 });
     src.on('data', (c) => whole.update(c as Buffer));
     try {
       if (gz) await pipeline(src, createGunzip(), ex);
       else await pipeline(src, ex);
-      await consume;
     } catch (e) {
-      await consume.catch(() => {});
       this.#scanError = e;
     }
+    const consumeError = await consumed;
+    this.#scanError ??= consumeError;
     this.#fileSha = whole.digest('hex');
     const [other] = foreign;
     if (this.#entries.length === 0 && foreign.size === 1 && other) {
