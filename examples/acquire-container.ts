@@ -15,13 +15,8 @@
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  ArtifactCollector,
-  DirectorySink,
-  loadProfileFile,
-  type ProfileInput,
-  verifyEvidence,
-} from '../src/index.js';
+import type { ProfileInput } from '../src/entries/types.js';
+import { ArtifactCollector, DirectorySink, loadProfileFile, verifyEvidence } from '../src/index.js';
 import { CLUSTER_FLAGS, openCluster, run, UsageError } from './cli.js';
 import { LAB_COMPROMISED_POD, LAB_NAMESPACE } from './lab.js';
 

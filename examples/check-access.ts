@@ -10,8 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import type { AccessReport } from '../src/entries/types.js';
 import {
-  type AccessReport,
   ClusterCatalog,
   type ClusterCatalogOptions,
   type ClusterInfo,

@@ -36,14 +36,13 @@ import {
   CreateRoleCommand,
   IAMClient,
 } from '@aws-sdk/client-iam';
+import type { PodIdentityContext, PodIdentityLookup } from '../src/entries/types.js';
 import {
   type CloudContextResult,
   ClusterCatalog,
   collectCloudContext,
   DirectorySink,
   KubeClient,
-  type PodIdentityContext,
-  type PodIdentityLookup,
   podIdentityContext,
   verifyEvidence,
 } from '../src/index.js';

@@ -9,14 +9,9 @@
  */
 // recipe:start
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ArtifactCollector,
-  KubeClient,
-  MemorySink,
-  readTarEntry,
-  SandboxUnavailableError,
-  verifyEvidence,
-} from '../src/index.js';
+import { readTarEntry } from '../src/entries/codecs.js';
+import { SandboxUnavailableError } from '../src/entries/errors.js';
+import { ArtifactCollector, KubeClient, MemorySink, verifyEvidence } from '../src/index.js';
 import { createSandboxRuntime, FakeCluster } from '../src/testing/index.js';
 
 // Collectors run shell scripts in the target, so the container must be real: the sandbox runtime

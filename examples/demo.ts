@@ -16,12 +16,12 @@
  */
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
+import { decodeEksToken } from '../src/entries/auth.js';
 import {
   type AcquisitionTarget,
   ArtifactCollector,
   ClusterCatalog,
   DirectorySink,
-  decodeEksToken,
   EksAuth,
   isEksForensicsError,
   KubeClient,

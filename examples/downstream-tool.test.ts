@@ -14,14 +14,8 @@
  * `import { KubeClient, … } from 'eks-forensics'` (this repository imports the sources directly).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ArtifactCollector,
-  ExecFailedError,
-  ForbiddenError,
-  KubeClient,
-  MemorySink,
-  verifyEvidence,
-} from '../src/index.js';
+import { ExecFailedError } from '../src/entries/errors.js';
+import { ArtifactCollector, ForbiddenError, KubeClient, MemorySink, verifyEvidence } from '../src/index.js';
 import { FakeCluster, type ScriptedHandler } from '../src/testing/index.js';
 
 // ---------------------------------------------------------------- the downstream tool

@@ -7,7 +7,7 @@
  */
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readTarEntry } from '../src/index.js';
+import { readTarEntry } from '../src/entries/codecs.js';
 
 /** One process running from a binary that no longer exists on disk. */
 export interface DeletedBinaryProcess {

@@ -19,7 +19,8 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import { type ClusterCatalogOptions, type ConnectOptions, SandboxUnavailableError } from '../src/index.js';
+import { SandboxUnavailableError } from '../src/entries/errors.js';
+import type { ClusterCatalogOptions, ConnectOptions } from '../src/index.js';
 import {
   createSandboxRuntime,
   FakeAws,

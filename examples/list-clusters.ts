@@ -11,7 +11,8 @@
 import { parseArgs } from 'node:util';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { type CatalogAccount, ClusterCatalog, type ClusterCatalogOptions } from '../src/index.js';
+import type { CatalogAccount } from '../src/entries/types.js';
+import { ClusterCatalog, type ClusterCatalogOptions } from '../src/index.js';
 import { FakeAws, motoServerMissing, startMotoServer } from '../src/testing/index.js';
 
 const { values } = parseArgs({

@@ -17,6 +17,8 @@ const allowed = {
   fleet: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
   testing: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
   root: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
+  // src/entries/<name>.ts: the package's subpath entry points (`eks-forensics/<name>`); nothing imports them.
+  entries: ['core', 'aws', 'kube', 'evidence', 'catalog', 'aws-evidence', 'collect'],
 };
 
 function layerOf(file) {

@@ -82,7 +82,7 @@ export const CLOUD_CONTEXT_PATHS = {
  * refuses are written with their failure (status `failed`/`truncated` and the reason), never
  * dropped; only an abort throws.
  *
- * @throws {@link AbortedError} when `signal` fires; {@link ConfigError} for a bad window.
+ * @throws {@link AbortedError} when `signal` fires; {@link eks-forensics/errors!ConfigError} for a bad window.
  */
 export async function collectCloudContext(options: CollectCloudContextOptions): Promise<CloudContextResult> {
   const { bundle, region, signal } = options;

@@ -24,7 +24,7 @@ export interface KnownSources {
   ips?: readonly string[] | undefined;
 }
 
-/** Options of {@link cloudTrailActivity}. */
+/** Options of {@link eks-forensics!cloudTrailActivity}. */
 export interface CloudTrailActivityOptions {
   /** Region whose event history is read (CloudTrail event history is per region). */
   region: string;
@@ -124,7 +124,7 @@ export interface CloudTrailSource {
   lastSeen: string | null;
 }
 
-/** What {@link cloudTrailActivity} found. */
+/** What {@link eks-forensics!cloudTrailActivity} found. */
 export interface CloudTrailActivity {
   /** `complete`: every lookup ran to its end; `partial`: some were cut or failed; `failed`: none ran. */
   status: 'complete' | 'partial' | 'failed';
@@ -153,7 +153,7 @@ export interface CloudTrailActivity {
   notes: string[];
 }
 
-/** The IAM action {@link cloudTrailActivity} calls. */
+/** The IAM action {@link eks-forensics!cloudTrailActivity} calls. */
 export const CLOUDTRAIL_ACTION = 'cloudtrail:LookupEvents';
 
 /** Classifies a `sourceIPAddress` against the known sources. */
@@ -204,7 +204,7 @@ function parseRecord(text: string | undefined): Record<string, unknown> {
  * Never throws for an AWS failure: each failed lookup is in `lookups[].failure` and `notes`, and
  * the status is `partial` (or `failed` when nothing could be read).
  *
- * @throws {@link AbortedError} when `signal` fires; {@link ConfigError} for a bad window.
+ * @throws {@link AbortedError} when `signal` fires; {@link eks-forensics/errors!ConfigError} for a bad window.
  */
 export async function cloudTrailActivity(options: CloudTrailActivityOptions): Promise<CloudTrailActivity> {
   const to = options.endTime ?? new Date();

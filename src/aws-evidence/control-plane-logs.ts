@@ -66,7 +66,7 @@ export interface ControlPlaneLogLimits {
   pageSize?: number | undefined;
 }
 
-/** Options of {@link exportControlPlaneLogs}. */
+/** Options of {@link eks-forensics!exportControlPlaneLogs}. */
 export interface ExportControlPlaneLogsOptions {
   /** Bundle to write into. */
   bundle: AwsEvidenceWriter;
@@ -138,7 +138,7 @@ export interface ControlPlaneStreamResult {
   error?: EksForensicsError | undefined;
 }
 
-/** Result of {@link exportControlPlaneLogs}. */
+/** Result of {@link eks-forensics!exportControlPlaneLogs}. */
 export interface ControlPlaneLogExportResult {
   /** The cluster. */
   clusterName: string;
@@ -243,7 +243,7 @@ interface ExportState {
  * Never throws for AWS failures: they are in the result (`status`, per-stream `error` — an
  * {@link AwsRequestError} whose `operation` is the IAM action that was denied) and in the bundle.
  *
- * @throws A {@link ConfigError} for invalid options; {@link AbortedError} when `signal` fires.
+ * @throws A {@link eks-forensics/errors!ConfigError} for invalid options; {@link AbortedError} when `signal` fires.
  * @example
  * const r = await exportControlPlaneLogs({ bundle, clusterName: 'prod', region: 'eu-west-1',
  *   startTime: Date.now() - 6 * 3600_000, endTime: Date.now(), filter: { namespace: 'web', pod: 'api-1' } });

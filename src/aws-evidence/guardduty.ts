@@ -7,7 +7,7 @@ import type { CredentialsInput } from '../aws/index.js';
 import { AbortedError, type AwsFailureKind, AwsRequestError } from '../errors.js';
 import { type AwsRetryOptions, callAws } from './aws-call.js';
 
-/** Options of {@link guardDutyFindings}. */
+/** Options of {@link eks-forensics!guardDutyFindings}. */
 export interface GuardDutyFindingsOptions {
   /** Region of the cluster. */
   region: string;
@@ -61,7 +61,7 @@ export interface GuardDutyFindingSummary {
   finding: unknown;
 }
 
-/** What {@link guardDutyFindings} found. */
+/** What {@link eks-forensics!guardDutyFindings} found. */
 export interface GuardDutyFindingsResult {
   /** `disabled`: no enabled detector in the region; `partial`: some reads failed or were cut. */
   status: 'collected' | 'disabled' | 'partial' | 'failed';
@@ -83,7 +83,7 @@ export interface GuardDutyFindingsResult {
   notes: string[];
 }
 
-/** The IAM actions {@link guardDutyFindings} calls. */
+/** The IAM actions {@link eks-forensics!guardDutyFindings} calls. */
 export const GUARDDUTY_ACTIONS = [
   'guardduty:ListDetectors',
   'guardduty:GetDetector',

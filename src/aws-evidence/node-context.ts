@@ -14,7 +14,7 @@ import { classifyNodeCompute, type NodeCompute } from './node-snapshot.js';
 import type { AwsEvidenceWriter, NodeObjectLike, NodeRef, PodObjectLike, PodRef } from './types.js';
 import { toPodRef } from './types.js';
 
-/** Options of {@link nodeContext}. */
+/** Options of {@link eks-forensics!nodeContext}. */
 export interface NodeContextOptions {
   /** The node (name, `spec.providerID`, labels) or a Node object. */
   node: NodeRef | NodeObjectLike;
@@ -60,7 +60,7 @@ export interface ImdsExposure {
   reason: string;
 }
 
-/** What {@link nodeContext} found. */
+/** What {@link eks-forensics!nodeContext} found. */
 export interface NodeContextResult {
   /** `collected`; `partial` when some reads failed; `skipped` for non-EC2 nodes; `failed`. */
   status: 'collected' | 'partial' | 'skipped' | 'failed';
@@ -116,7 +116,7 @@ export interface NodeContextResult {
   notes: string[];
 }
 
-/** The IAM actions {@link nodeContext} calls (`autoscaling:SetInstanceProtection` only when asked). */
+/** The IAM actions {@link eks-forensics!nodeContext} calls (`autoscaling:SetInstanceProtection` only when asked). */
 export const NODE_CONTEXT_ACTIONS = [
   'ec2:DescribeInstances',
   'ec2:DescribeVpcs',
@@ -181,7 +181,7 @@ export function assessImds(
  * Reads the EC2 context of the node a pod runs on. Never throws for an AWS failure: `failures`
  * and `status` say what could not be read. Fargate and non-EC2 nodes are `skipped`.
  *
- * @throws {@link ConfigError} for `setScaleInProtection` without `bundle`, or no region;
+ * @throws {@link eks-forensics/errors!ConfigError} for `setScaleInProtection` without `bundle`, or no region;
  *   {@link AbortedError} when `signal` fires.
  */
 export async function nodeContext(options: NodeContextOptions): Promise<NodeContextResult> {

@@ -98,7 +98,7 @@ export function classifyNodeCompute(
   };
 }
 
-/** Options of {@link snapshotNode}. */
+/** Options of {@link eks-forensics!snapshotNode}. */
 export interface SnapshotNodeOptions {
   /** Bundle the snapshot record goes into. */
   bundle: AwsEvidenceWriter;
@@ -170,7 +170,7 @@ export interface NodeSnapshotInfo {
   stateMessage?: string | undefined;
 }
 
-/** Result of {@link snapshotNode}. */
+/** Result of {@link eks-forensics!snapshotNode}. */
 export interface NodeSnapshotResult {
   /**
    * `completed`: every snapshot completed. `pending`: created, not complete when the wait bound was
@@ -287,7 +287,7 @@ function errorText(e: EksForensicsError | undefined): Record<string, unknown> | 
  * returned in the result, not thrown: an {@link AwsRequestError} with `failure: 'access-denied'`
  * names the IAM action in `operation` (e.g. `ec2:CreateSnapshots`).
  *
- * @throws A {@link ConfigError} for invalid options (e.g. an EC2 client for another region than the
+ * @throws A {@link eks-forensics/errors!ConfigError} for invalid options (e.g. an EC2 client for another region than the
  *   node's); {@link AbortedError} when `signal` fires.
  * @example
  * const r = await snapshotNode({ bundle, node, pod, caseId: 'IR-42', clusterName: 'prod',

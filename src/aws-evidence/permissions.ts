@@ -15,8 +15,8 @@ export interface AwsEvidencePermission {
 }
 
 /**
- * Every IAM action called by {@link exportControlPlaneLogs}, {@link snapshotNode},
- * {@link nodeContext}, {@link cloudTrailActivity}, {@link guardDutyFindings} and the Pod Identity
+ * Every IAM action called by {@link eks-forensics!exportControlPlaneLogs}, {@link eks-forensics!snapshotNode},
+ * {@link eks-forensics!nodeContext}, {@link eks-forensics!cloudTrailActivity}, {@link eks-forensics!guardDutyFindings} and the Pod Identity
  * lookup of `podIdentityContext`.
  */
 export const AWS_EVIDENCE_PERMISSIONS: readonly AwsEvidencePermission[] = Object.freeze([

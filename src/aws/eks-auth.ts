@@ -45,7 +45,7 @@ export const EKS_TOKEN_VALIDITY_MS = 15 * 60_000;
 /** `expiresAt` is the signing time plus this (one minute before STS stops honouring it), like `aws eks get-token`. */
 export const EKS_TOKEN_REPORTED_LIFETIME_MS = 14 * 60_000;
 
-/** Options of {@link EksAuth}. */
+/** Options of {@link eks-forensics!EksAuth}. */
 export interface EksAuthOptions {
   /** Region of the cluster(s); the token is signed for this region's STS endpoint. */
   region: string;

@@ -98,7 +98,7 @@ export interface KubeconfigOptions {
   roleArn?: string | undefined;
   /** AWS profile the exec uses (written as `AWS_PROFILE`). */
   profile?: string | undefined;
-  /** Use this command instead of `aws eks get-token`, e.g. a script built on {@link EksAuth.execCredential}. */
+  /** Use this command instead of `aws eks get-token`, e.g. a script built on {@link eks-forensics!EksAuth.execCredential}. */
   exec?: KubeconfigExec | undefined;
   /** ExecCredential version requested from the plugin. Default v1beta1. */
   apiVersion?: ExecCredentialApiVersion | undefined;

@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.js';
 
 /**
  * The 34 commercial (`aws` partition) regions that offer Amazon EKS, from botocore's
- * `endpoints.json` (research eks-auth.md §4). The default sweep of {@link ClusterCatalog}.
+ * `endpoints.json` (research eks-auth.md §4). The default sweep of {@link eks-forensics!ClusterCatalog}.
  * Opt-in regions among them answer with an auth error unless enabled in the account.
  */
 export const EKS_COMMERCIAL_REGIONS: readonly string[] = Object.freeze([

@@ -176,9 +176,9 @@ interface Source {
  * console.log(catalog.problems);
  */
 export class ClusterCatalog {
-  /** Regions swept by {@link ClusterCatalog.clusters}. */
+  /** Regions swept by {@link eks-forensics!ClusterCatalog.clusters}. */
   readonly regions: readonly string[];
-  /** Visibility rules applied by {@link ClusterCatalog.pods}. */
+  /** Visibility rules applied by {@link eks-forensics!ClusterCatalog.pods}. */
   readonly visibility: VisibilityPolicy;
   readonly #options: ClusterCatalogOptions;
   readonly #base: CredentialProvider;
@@ -217,7 +217,7 @@ export class ClusterCatalog {
   /**
    * Sweeps every account × region: paginated ListClusters, then DescribeCluster concurrently
    * (at most `concurrency` AWS calls in flight). Yields clusters as they are described; failures
-   * go to {@link ClusterCatalog.problems}. Breaking out of the loop cancels the rest.
+   * go to {@link eks-forensics!ClusterCatalog.problems}. Breaking out of the loop cancels the rest.
    */
   async *clusters(options: { signal?: AbortSignal | undefined } = {}): AsyncGenerator<ClusterInfo> {
     throwIfAborted(options.signal, 'cluster discovery');
@@ -278,7 +278,7 @@ export class ClusterCatalog {
   }
 
   /**
-   * A {@link KubeClient} for the cluster whose token provider is an {@link EksAuth} for the
+   * A {@link eks-forensics!KubeClient} for the cluster whose token provider is an {@link eks-forensics!EksAuth} for the
    * cluster's region and the credentials (role) it was found with. Its 401/403 errors are
    * rewritten with remediation (IAM principal, access entry / aws-auth commands, RBAC YAML).
    *
@@ -446,7 +446,7 @@ export class ClusterCatalog {
     return this.#roleCredentials(known ?? { roleArn: cluster.roleArn });
   }
 
-  /** The (cached) {@link EksAuth} that signs tokens for the cluster. */
+  /** The (cached) {@link eks-forensics!EksAuth} that signs tokens for the cluster. */
   authFor(cluster: Pick<ClusterInfo, 'region' | 'roleArn'>): EksAuth {
     const key = `${cluster.roleArn ?? ''}\u0000${cluster.region}`;
     let auth = this.#auths.get(key);

@@ -37,9 +37,9 @@ export interface CatalogEndpoints {
   sts?: string | ((region: string) => string | undefined) | undefined;
 }
 
-/** Options of {@link ClusterCatalog}. */
+/** Options of {@link eks-forensics!ClusterCatalog}. */
 export interface ClusterCatalogOptions {
-  /** Regions to sweep. Default {@link EKS_COMMERCIAL_REGIONS} (all 34 commercial regions with EKS). */
+  /** Regions to sweep. Default {@link eks-forensics/auth!EKS_COMMERCIAL_REGIONS} (all 34 commercial regions with EKS). */
   regions?: readonly string[] | undefined;
   /** Accounts reached by assuming a role. */
   accounts?: readonly CatalogAccount[] | undefined;
@@ -137,7 +137,7 @@ export interface CatalogProblem {
   error: AwsRequestError;
 }
 
-/** Options of {@link ClusterCatalog.connect}. */
+/** Options of {@link eks-forensics!ClusterCatalog.connect}. */
 export interface ConnectOptions {
   /** API server URL to use instead of the cluster endpoint (SSM port forward, proxy, test server). */
   endpoint?: string | undefined;
@@ -195,7 +195,7 @@ export interface ContainerInfo {
 /** Where a pod runs. */
 export type ComputeType = 'EC2' | 'Fargate' | 'unknown';
 
-/** A pod with its containers, as {@link ClusterCatalog.pods} returns it. */
+/** A pod with its containers, as {@link eks-forensics!ClusterCatalog.pods} returns it. */
 export interface PodInfo {
   /** Namespace. */
   namespace: string;
@@ -225,7 +225,7 @@ export interface PodInfo {
   raw: Pod;
 }
 
-/** Options of {@link ClusterCatalog.pods}. */
+/** Options of {@link eks-forensics!ClusterCatalog.pods}. */
 export interface PodsOptions {
   /** Only this namespace. Default all. */
   namespace?: string | undefined;
@@ -241,7 +241,7 @@ export interface PodsOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** One permission checked by {@link ClusterCatalog.checkAccess}. */
+/** One permission checked by {@link eks-forensics!ClusterCatalog.checkAccess}. */
 export interface PermissionCheck {
   /** Verb. */
   verb: string;
@@ -275,7 +275,7 @@ export interface AccessIdentity {
   extra: Record<string, string[]>;
 }
 
-/** Result of {@link ClusterCatalog.checkAccess}. */
+/** Result of {@link eks-forensics!ClusterCatalog.checkAccess}. */
 export interface AccessReport {
   /** Cluster checked. */
   cluster: { name: string; arn: string; region: string };
@@ -293,7 +293,7 @@ export interface AccessReport {
   remediation: string;
 }
 
-/** Options of {@link ClusterCatalog.checkAccess}. */
+/** Options of {@link eks-forensics!ClusterCatalog.checkAccess}. */
 export interface CheckAccessOptions {
   /** Check in this namespace instead of cluster-wide. */
   namespace?: string | undefined;

@@ -13,7 +13,7 @@ import { S3Reader } from './s3-reader.js';
 import { CustodySchema, JournalEntrySchema, ManifestSchema, SealSchema } from './types.js';
 import { readCap, type VerifyOptions, type VerifyReport, verifyWithReader } from './verify.js';
 
-/** Where a bundle is, for {@link verifyEvidence}. */
+/** Where a bundle is, for {@link eks-forensics!verifyEvidence}. */
 export type EvidenceLocation =
   | string
   | {

@@ -1,6 +1,6 @@
 /**
  * Evidence layer: sinks (directory, tar, S3, memory), bundle writer, manifest, custody record,
- * seal and {@link verifyEvidence}.
+ * seal and {@link eks-forensics!verifyEvidence}.
  *
  * @module
  */

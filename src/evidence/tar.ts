@@ -930,7 +930,7 @@ class TarBackend implements BundleBackend {
  * a large artifact's stream wait for another artifact of the same bundle to finish.
  *
  * If the process dies while an artifact streams, the archive ends in the placeholder, whose
- * checksum cannot match: readers stop there, and {@link verifyEvidence} reports the bundle as
+ * checksum cannot match: readers stop there, and {@link eks-forensics!verifyEvidence} reports the bundle as
  * incomplete from the journal kept in `<file>.partial/`.
  *
  * With gzip, the archive is a series of gzip members (every gzip reader, GNU tar and Node's

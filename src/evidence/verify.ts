@@ -25,7 +25,7 @@ import {
   SealSchema,
 } from './types.js';
 
-/** One finding of {@link verifyEvidence}. */
+/** One finding of {@link eks-forensics!verifyEvidence}. */
 export interface VerifyProblem {
   /**
    * `modified` (bytes or size differ), `missing`, `unexpected` (file not in the manifest),
@@ -68,7 +68,7 @@ export interface VerifyProblem {
  */
 export type VerifyAnchor = 'signature' | 'expected-manifest-sha256' | 'sidecar' | 'object-lock' | 'rfc3161';
 
-/** What {@link verifyEvidence} found. */
+/** What {@link eks-forensics!verifyEvidence} found. */
 export interface VerifyReport {
   /** What was verified. */
   location: string;
@@ -125,7 +125,7 @@ export interface VerifyReport {
   problems: VerifyProblem[];
 }
 
-/** Options of {@link verifyEvidence}. */
+/** Options of {@link eks-forensics!verifyEvidence}. */
 export interface VerifyOptions {
   /**
    * Ed25519 public key(s) (KeyObject or PEM) to check the seal signature with: one key or a key

@@ -835,7 +835,7 @@ export interface CatalogConnectorOptions {
 }
 
 /**
- * A {@link SweepConnector} that reaches clusters through a {@link ClusterCatalog} (EKS tokens
+ * A {@link SweepConnector} that reaches clusters through a {@link eks-forensics!ClusterCatalog} (EKS tokens
  * for the cluster's region and role), one client per cluster ARN. The catalog must know the
  * accounts (roles) the plan was made with.
  */

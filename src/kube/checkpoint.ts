@@ -13,7 +13,7 @@ import {
 import type { KubeTransport } from './http.js';
 import type { CallOptions } from './types.js';
 
-/** Options of {@link KubeClient.checkpointContainer}. */
+/** Options of {@link eks-forensics!KubeClient.checkpointContainer}. */
 export interface CheckpointOptions extends CallOptions {
   /** Node the pod runs on (`spec.nodeName`). */
   node: string;

@@ -73,7 +73,7 @@ const MAX_LIST_RESTARTS = 3;
 export class KubeClient {
   readonly #t: KubeTransport;
 
-  /** @throws {@link ConfigError} for a bad server URL, CA or token option. */
+  /** @throws {@link eks-forensics/errors!ConfigError} for a bad server URL, CA or token option. */
   constructor(options: KubeClientOptions) {
     this.#t = new KubeTransport(options);
   }

@@ -45,7 +45,7 @@ export type ErrorStatus = KubeStatus & { continueToken?: string | undefined };
 /**
  * Turns `base64(PEM)` (EKS) or PEM into PEM text.
  *
- * @throws {@link ConfigError} when it is neither.
+ * @throws {@link eks-forensics/errors!ConfigError} when it is neither.
  */
 export function normalizeCaData(caData: string): string {
   const trimmed = caData.trim();

@@ -52,7 +52,7 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Options of {@link KubeClient.listPods}. */
+/** Options of {@link eks-forensics!KubeClient.listPods}. */
 export interface ListPodsOptions extends CallOptions {
   /** Namespace; omit to list all namespaces. */
   namespace?: string | undefined;
@@ -64,7 +64,7 @@ export interface ListPodsOptions extends CallOptions {
   limit?: number | undefined;
 }
 
-/** Options of {@link KubeClient.podLogs}. */
+/** Options of {@link eks-forensics!KubeClient.podLogs}. */
 export interface PodLogsOptions extends CallOptions {
   /** Pod namespace. */
   namespace: string;
@@ -84,7 +84,7 @@ export interface PodLogsOptions extends CallOptions {
   limitBytes?: number | undefined;
 }
 
-/** Options of {@link KubeClient.podEvents}: the pod's UID (preferred) and/or name. */
+/** Options of {@link eks-forensics!KubeClient.podEvents}: the pod's UID (preferred) and/or name. */
 export interface PodEventsOptions extends CallOptions {
   /** Namespace of the pod. */
   namespace: string;
@@ -112,7 +112,7 @@ export interface CanIOptions extends CallOptions {
   group?: string | undefined;
 }
 
-/** The answer to {@link KubeClient.canI}. */
+/** The answer to {@link eks-forensics!KubeClient.canI}. */
 export interface CanIResult {
   /** Whether the request would be allowed. */
   allowed: boolean;
@@ -120,7 +120,7 @@ export interface CanIResult {
   reason?: string | undefined;
 }
 
-/** An ephemeral container to add with {@link KubeClient.patchEphemeralContainers}. */
+/** An ephemeral container to add with {@link eks-forensics!KubeClient.patchEphemeralContainers}. */
 export interface EphemeralContainerSpec {
   /** Unique name within the pod. */
   name: string;
@@ -146,7 +146,7 @@ export interface EphemeralContainerSpec {
   terminationMessagePolicy?: string | undefined;
 }
 
-/** Options of {@link KubeClient.exec}. */
+/** Options of {@link eks-forensics!KubeClient.exec}. */
 export interface ExecOptions extends CallOptions {
   /** Pod namespace. */
   namespace: string;

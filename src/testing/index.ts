@@ -18,7 +18,6 @@ export type {
 
 // --- fake cluster ---
 export {
-  EKS_TOKEN_PREFIX,
   type EksTokenClaims,
   type EksTokenVerifyOptions,
   type EksTokenVerifyResult,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAwsError } from '../../src/index.js';
+import { classifyAwsError } from '../../src/entries/auth.js';
 
 function awsErr(name: string, status?: number, extra: Record<string, unknown> = {}) {
   return Object.assign(new Error(`${name} happened`), {

@@ -4,8 +4,10 @@
  * off is a complete "off"), and a part altered after the fact fails verification.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLOUD_CONTEXT_PATHS } from '../../src/entries/codecs.js';
+import { ConfigError } from '../../src/entries/errors.js';
 import { type Manifest, verifyEvidence } from '../../src/evidence/index.js';
-import { CLOUD_CONTEXT_PATHS, ConfigError, collectCloudContext } from '../../src/index.js';
+import { collectCloudContext } from '../../src/index.js';
 import { FakeAws } from '../../src/testing/index.js';
 import { TestWriter } from './support.js';
 

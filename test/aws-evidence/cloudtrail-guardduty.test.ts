@@ -4,7 +4,8 @@
  * disabled in region, bounds, and hostile records.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifySource, cloudTrailActivity, guardDutyFindings } from '../../src/index.js';
+import { classifySource } from '../../src/entries/codecs.js';
+import { cloudTrailActivity, guardDutyFindings } from '../../src/index.js';
 import { FakeAws } from '../../src/testing/index.js';
 
 const REGION = 'eu-west-1';

@@ -7,7 +7,8 @@ import {
 } from '@aws-sdk/client-cloudwatch-logs';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AbortedError, AwsRequestError, ConfigError, exportControlPlaneLogs } from '../../src/index.js';
+import { AwsRequestError, ConfigError } from '../../src/entries/errors.js';
+import { AbortedError, exportControlPlaneLogs } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';
 

@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FARGATE_SKIP_REASON } from '../../src/entries/codecs.js';
 import {
   AWS_EVIDENCE_PERMISSIONS,
   awsEvidencePolicy,
   controlPlaneLoggingEnableCommand,
-  FARGATE_SKIP_REASON,
-} from '../../src/index.js';
+} from '../../src/entries/iam.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const doc = readFileSync(join(root, 'docs/aws-evidence.md'), 'utf8');

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AwsRequestError, exportControlPlaneLogs, snapshotNode } from '../../src/index.js';
+import { AwsRequestError } from '../../src/entries/errors.js';
+import { exportControlPlaneLogs, snapshotNode } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { type Moto, motoMissing, startMoto, TestWriter } from './support.js';
 

@@ -24,7 +24,9 @@ import {
   IAMClient,
 } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assessImds, ConfigError, nodeContext } from '../../src/index.js';
+import { assessImds } from '../../src/entries/codecs.js';
+import { ConfigError } from '../../src/entries/errors.js';
+import { nodeContext } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';
 

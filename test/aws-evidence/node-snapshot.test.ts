@@ -7,14 +7,9 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AwsRequestError,
-  ConfigError,
-  classifyNodeCompute,
-  FARGATE_SKIP_REASON,
-  parseProviderId,
-  snapshotNode,
-} from '../../src/index.js';
+import { classifyNodeCompute, FARGATE_SKIP_REASON, parseProviderId } from '../../src/entries/codecs.js';
+import { AwsRequestError, ConfigError } from '../../src/entries/errors.js';
+import { snapshotNode } from '../../src/index.js';
 import type { Node, Pod } from '../../src/kube/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';

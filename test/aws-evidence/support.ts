@@ -3,6 +3,7 @@
  * killed after), and a small in-memory writer implementing the bundle interface.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import type { AwsEvidenceWriter } from '../../src/entries/types.js';
 import {
   type ArtifactBody,
   type ArtifactMeta,
@@ -11,7 +12,6 @@ import {
   MemorySink,
   type TargetChange,
 } from '../../src/evidence/index.js';
-import type { AwsEvidenceWriter } from '../../src/index.js';
 
 /** Why moto_server cannot run here, or undefined when it can. */
 export function motoMissing(): string | undefined {

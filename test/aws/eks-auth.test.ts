@@ -2,14 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AwsCredentials,
-  ConfigError,
-  decodeEksToken,
-  EksAuth,
-  memoizeCredentials,
-  TokenTooLargeError,
-} from '../../src/index.js';
+import { decodeEksToken, memoizeCredentials } from '../../src/entries/auth.js';
+import { ConfigError, TokenTooLargeError } from '../../src/entries/errors.js';
+import type { AwsCredentials } from '../../src/entries/types.js';
+import { EksAuth } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 
 const AKID = 'AKIAIOSFODNN7EXAMPLE';

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
-  ConfigError,
   EKS_COMMERCIAL_REGIONS,
   EKS_OPT_IN_REGIONS,
   EKS_OTHER_PARTITION_REGIONS,
   partitionOf,
   stsHostname,
-} from '../../src/index.js';
+} from '../../src/entries/auth.js';
+import { ConfigError } from '../../src/entries/errors.js';
 import { skipWithoutPeer } from '../support/peers.js';
 
 describe('regions and partitions', () => {

@@ -2,23 +2,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { EKS_COMMERCIAL_REGIONS } from '../../src/entries/auth.js';
+import { ConfigError } from '../../src/entries/errors.js';
 import {
   accessEntryCommands,
   awsEvidencePolicy,
-  ConfigError,
   canonicalPrincipalArn,
   clusterRoleYaml,
   crossAccountTrustPolicyJson,
   DEFAULT_RBAC_GROUP,
   discoveryPolicyJson,
-  EKS_COMMERCIAL_REGIONS,
   eksctlMappingCommand,
   enableAccessEntriesCommand,
   IDENTITY_READ_PERMISSIONS,
   identityReaderClusterRoleYaml,
   mappingRemediation,
   REQUIRED_PERMISSIONS,
-} from '../../src/index.js';
+} from '../../src/entries/iam.js';
 
 const EXAMPLE = {
   clusterName: 'prod',

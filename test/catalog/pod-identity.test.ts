@@ -1,13 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import {
-  ForbiddenError,
-  IDENTITY_READ_PERMISSIONS,
-  identityReaderClusterRoleYaml,
-  NotFoundError,
-  podIdentityContext,
-  podIdentityContextSchema,
-} from '../../src/index.js';
+import { IDENTITY_READ_PERMISSIONS, identityReaderClusterRoleYaml } from '../../src/entries/iam.js';
+import { podIdentityContextSchema } from '../../src/entries/schemas.js';
+import { ForbiddenError, NotFoundError, podIdentityContext } from '../../src/index.js';
 import { KubeClient } from '../../src/kube/index.js';
 import { addIdentityFixture, FakeAws, FakeCluster, type IdentityFixture } from '../../src/testing/index.js';
 

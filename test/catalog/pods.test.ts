@@ -3,12 +3,12 @@ import {
   computeTypeOf,
   DEFAULT_VISIBILITY,
   imageDigestOf,
-  type Pod,
-  podSchema,
   reachabilityOf,
   resolveVisibility,
   toPodInfo,
-} from '../../src/index.js';
+} from '../../src/entries/codecs.js';
+import { podSchema } from '../../src/entries/schemas.js';
+import type { Pod } from '../../src/entries/types.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;

@@ -2,14 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  clusterRoleYaml,
   DEBUG_PROFILES,
   debugSecurityContext,
-  EPHEMERAL_PERMISSIONS,
   ephemeralPatchBody,
-  ephemeralRoleYaml,
   resolveEphemeralOptions,
-} from '../../src/index.js';
+} from '../../src/entries/ephemeral.js';
+import { clusterRoleYaml, EPHEMERAL_PERMISSIONS, ephemeralRoleYaml } from '../../src/entries/iam.js';
 
 function table(rows: string[][]): string {
   const n = rows[0]?.length ?? 0;

@@ -20,7 +20,8 @@ describe('docs/testing.md collector recipe', () => {
     expect(region).toBeDefined();
     const asConsumer = (region ?? '')
       .replaceAll("'../src/index.js'", "'eks-forensics'")
-      .replaceAll("'../src/testing/index.js'", "'eks-forensics/testing'");
+      .replaceAll("'../src/testing/index.js'", "'eks-forensics/testing'")
+      .replace(/'\.\.\/src\/entries\/(\w+)\.js'/g, "'eks-forensics/$1'");
     const doc = read('docs/testing.md');
     const block = /<!-- recipe: examples\/collector-test\.test\.ts -->\n```ts\n([\s\S]*?)```\n/.exec(
       doc,

@@ -103,6 +103,13 @@ beforeAll(() => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** Each subpath entry resolves and exports runtime names (`types` is types only). */
+function expectSubpaths(subpaths: Record<string, number>): void {
+  for (const p of ['errors', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'])
+    expect(subpaths[p], p).toBeGreaterThan(0);
+  expect(subpaths.types).toBe(0);
+}
+
 describe('the packed package in a fresh consumer project', () => {
   it('ships LICENSE, docs and both builds, and every relative README/docs link resolves inside it', () => {
     for (const f of [
@@ -147,7 +154,9 @@ describe('the packed package in a fresh consumer project', () => {
     const r = JSON.parse(run(process.execPath, ['esm.mjs'])) as {
       targets: Array<{ status: string; verify?: string }>;
       errorClasses: Array<[string, string, string]>;
+      subpaths: Record<string, number>;
     };
+    expectSubpaths(r.subpaths);
     expect(r.targets).toHaveLength(1);
     expect(['complete', 'partial']).toContain(r.targets[0]?.status);
     expect(r.targets[0]?.verify).toBe('valid');
@@ -163,7 +172,9 @@ describe('the packed package in a fresh consumer project', () => {
       exitCode: number;
       notFound?: { name: string; code: string; branded: boolean };
       errorClasses: Array<[string, string, string]>;
+      subpaths: Record<string, number>;
     };
+    expectSubpaths(r.subpaths);
     expect(r.stdout).toBe('hello cjs\n');
     expect(r.exitCode).toBe(0);
     expect(r.notFound).toEqual({ name: 'NotFoundError', code: 'EKSF_NOT_FOUND', branded: true });

@@ -40,18 +40,18 @@ const GIVEN: Record<string, string> = {
     declare const hash: import('node:crypto').Hash;`,
   'docs/aws-evidence.md': `
     declare const kube: import('eks-forensics').KubeClient;
-    declare const bundle: import('eks-forensics').BundleWriter;
-    declare const pod: import('eks-forensics').Pod & { spec: { nodeName: string } };`,
+    declare const bundle: import('eks-forensics/types').BundleWriter;
+    declare const pod: import('eks-forensics/types').Pod & { spec: { nodeName: string } };`,
   'docs/distroless.md': `
     declare const kube: import('eks-forensics').KubeClient;`,
   'docs/evidence.md': `
-    declare const pod: import('eks-forensics').Pod;
+    declare const pod: import('eks-forensics/types').Pod;
     declare const session: import('eks-forensics').ExecSession;
     declare const signingKey: import('node:crypto').KeyObject;
     declare const publicKey: import('node:crypto').KeyObject;
     declare const callerArn: string;
-    declare const cluster: Parameters<import('eks-forensics').BundleWriter['finalize']>[0]['cluster'];
-    declare const targets: Parameters<import('eks-forensics').BundleWriter['finalize']>[0]['targets'];`,
+    declare const cluster: Parameters<import('eks-forensics/types').BundleWriter['finalize']>[0]['cluster'];
+    declare const targets: Parameters<import('eks-forensics/types').BundleWriter['finalize']>[0]['targets'];`,
   'docs/permissions.md': `
     declare const callerArn: string;`,
   'docs/private-clusters.md': `
@@ -144,6 +144,13 @@ describe('TypeScript blocks in README.md and docs/', () => {
       paths: {
         'eks-forensics': [join(ROOT, 'src/index.ts')],
         'eks-forensics/testing': [join(ROOT, 'src/testing/index.ts')],
+        'eks-forensics/errors': [join(ROOT, 'src/entries/errors.ts')],
+        'eks-forensics/types': [join(ROOT, 'src/entries/types.ts')],
+        'eks-forensics/schemas': [join(ROOT, 'src/entries/schemas.ts')],
+        'eks-forensics/iam': [join(ROOT, 'src/entries/iam.ts')],
+        'eks-forensics/auth': [join(ROOT, 'src/entries/auth.ts')],
+        'eks-forensics/ephemeral': [join(ROOT, 'src/entries/ephemeral.ts')],
+        'eks-forensics/codecs': [join(ROOT, 'src/entries/codecs.ts')],
       },
     });
     // The page preludes must compile themselves, or the names they give would silently be `any`.

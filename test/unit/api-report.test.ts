@@ -8,6 +8,13 @@ import { describe, expect, it } from 'vitest';
 
 const entries = {
   'eks-forensics': 'src/index.ts',
+  'eks-forensics/errors': 'src/entries/errors.ts',
+  'eks-forensics/types': 'src/entries/types.ts',
+  'eks-forensics/schemas': 'src/entries/schemas.ts',
+  'eks-forensics/iam': 'src/entries/iam.ts',
+  'eks-forensics/auth': 'src/entries/auth.ts',
+  'eks-forensics/ephemeral': 'src/entries/ephemeral.ts',
+  'eks-forensics/codecs': 'src/entries/codecs.ts',
   'eks-forensics/testing': 'src/testing/index.ts',
   'eks-forensics/fleet': 'src/fleet/index.ts',
 } as const;
@@ -55,5 +62,25 @@ describe('public API report', () => {
       const names = exportedNames(file).map((n) => n.replace(/^type /, ''));
       expect(names.length).toBe(new Set(names).size);
     }
+  });
+
+  it('keeps the root entry to the entry points (at most 70 names)', () => {
+    expect(exportedNames(entries['eks-forensics']).length).toBeLessThanOrEqual(70);
+  });
+
+  it('exports each name from one entry (errors may also be on the root)', () => {
+    const seen = new Map<string, string>();
+    const twice: string[] = [];
+    for (const [entry, file] of Object.entries(entries)) {
+      for (const n of exportedNames(file).map((x) => x.replace(/^type /, ''))) {
+        const first = seen.get(n);
+        const rootAndErrors =
+          (first === 'eks-forensics' && entry === 'eks-forensics/errors') ||
+          (first === 'eks-forensics/errors' && entry === 'eks-forensics');
+        if (first !== undefined && !rootAndErrors) twice.push(`${n}: ${first} and ${entry}`);
+        seen.set(n, first ?? entry);
+      }
+    }
+    expect(twice).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type EksForensicsError, ERROR_CLASSES, LimitExceededError } from '../../src/index.js';
+import { ERROR_CLASSES, LimitExceededError } from '../../src/entries/errors.js';
+import type { EksForensicsError } from '../../src/index.js';
 
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 

@@ -1,11 +1,10 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { ERROR_CLASSES, LimitExceededError } from '../../src/entries/errors.js';
 import {
   AbortedError,
   EksForensicsError,
-  ERROR_CLASSES,
   ForbiddenError,
-  LimitExceededError,
   NotFoundError,
   TimeoutError,
 } from '../../src/index.js';

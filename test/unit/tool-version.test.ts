@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { EVIDENCE_TOOL } from '../../src/index.js';
+import { EVIDENCE_TOOL } from '../../src/entries/schemas.js';
 
 describe('EVIDENCE_TOOL', () => {
   it('names this package and its exact version from package.json', () => {

@@ -91,9 +91,9 @@ export interface ExecStatusOutcome {
  * Parses a status-channel payload. `Success` → exit 0; `Failure`/`NonZeroExitCode` → the code
  * from the `ExitCode` cause (0..255, decimal).
  *
- * @throws {@link ExecProtocolError} for oversize payloads, bad JSON, schema mismatch, or an
+ * @throws {@link eks-forensics/errors!ExecProtocolError} for oversize payloads, bad JSON, schema mismatch, or an
  *   unusable exit code.
- * @throws {@link ExecFailedError} for any other failure status (e.g. `InternalError`), carrying it.
+ * @throws {@link eks-forensics/errors!ExecFailedError} for any other failure status (e.g. `InternalError`), carrying it.
  */
 export function parseExecStatus(payload: Uint8Array): ExecStatusOutcome {
   if (payload.length > MAX_STATUS_BYTES) {

@@ -132,7 +132,7 @@ function connect(
   });
 }
 
-/** Starts an exec; resolves after the upgrade. Used by {@link KubeClient.exec}. */
+/** Starts an exec; resolves after the upgrade. Used by {@link eks-forensics!KubeClient.exec}. */
 export async function startExec(t: KubeTransport, o: ExecOptions): Promise<ExecSession> {
   if (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((c) => typeof c !== 'string')) {
     throw new ConfigError('exec: command must be a non-empty array of strings');

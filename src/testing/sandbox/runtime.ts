@@ -313,7 +313,7 @@ export class SandboxRuntime implements ContainerRuntime<SandboxContainerOptions>
     this.dir = dir;
   }
 
-  /** Starts a container. Throws {@link ConfigError} for a bad spec (e.g. missing entrypoint). */
+  /** Starts a container. Throws {@link eks-forensics/errors!ConfigError} for a bad spec (e.g. missing entrypoint). */
   async start(spec: RuntimeContainerSpec<SandboxContainerOptions>): Promise<SandboxRuntimeContainer> {
     if (this.closed) throw new ConfigError('the sandbox runtime is closed');
     const c = new SandboxContainer(this, spec);

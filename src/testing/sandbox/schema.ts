@@ -1,6 +1,6 @@
 /**
  * zod schema of sandbox container options: FakeCluster hands them over as `unknown`, so a typo
- * (`preset: 'alpine'`, `type: 'link'`) becomes a {@link ConfigError} naming the field.
+ * (`preset: 'alpine'`, `type: 'link'`) becomes a {@link eks-forensics/errors!ConfigError} naming the field.
  */
 import { z } from 'zod';
 import { ConfigError } from '../../errors.js';
@@ -65,7 +65,7 @@ const options = z.object({
     .optional(),
 });
 
-/** Validates container options; throws {@link ConfigError} listing each problem with its path. */
+/** Validates container options; throws {@link eks-forensics/errors!ConfigError} listing each problem with its path. */
 export function parseSandboxOptions(value: unknown, container: string): SandboxContainerOptions {
   if (value === undefined || value === null) return {};
   const r = options.safeParse(value);

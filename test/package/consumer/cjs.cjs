@@ -1,6 +1,7 @@
 // A CommonJS consumer: both entries load with require(), error classes keep their names, and an
 // exec through FakeCluster works. Prints one JSON line for the test.
 const sdk = require('eks-forensics');
+const errors = require('eks-forensics/errors');
 const { FakeCluster } = require('eks-forensics/testing');
 
 (async () => {
@@ -42,7 +43,7 @@ const { FakeCluster } = require('eks-forensics/testing');
         branded: err instanceof sdk.EksForensicsError,
       };
     }
-    const errorClasses = Object.entries(sdk)
+    const errorClasses = Object.entries(errors)
       .filter(([, v]) => typeof v === 'function' && v.prototype instanceof Error)
       .map(([k, v]) => [k, v.name, instanceName(v)]);
     console.log(
@@ -52,6 +53,11 @@ const { FakeCluster } = require('eks-forensics/testing');
         exitCode: r.exitCode,
         notFound,
         errorClasses,
+        subpaths: Object.fromEntries(
+          ['errors', 'types', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'].map(
+            (p) => [p, Object.keys(require(`eks-forensics/${p}`)).length],
+          ),
+        ),
       }),
     );
   } finally {

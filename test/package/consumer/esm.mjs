@@ -3,8 +3,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as sdk from 'eks-forensics';
 import { ArtifactCollector, DirectorySink, KubeClient, verifyEvidence } from 'eks-forensics';
+import * as errors from 'eks-forensics/errors';
 import { FakeCluster } from 'eks-forensics/testing';
 
 const cluster = await FakeCluster.start();
@@ -40,10 +40,14 @@ try {
     const v = await verifyEvidence(t.location, { expectedManifestSha256: t.manifestSha256 });
     targets.push({ status: t.status, verify: v.status, manifestSha256: t.manifestSha256 });
   }
-  const errorClasses = Object.entries(sdk)
+  const errorClasses = Object.entries(errors)
     .filter(([, v]) => typeof v === 'function' && v.prototype instanceof Error)
     .map(([k, v]) => [k, v.name, instanceName(v)]);
-  console.log(JSON.stringify({ format: 'esm', targets, errorClasses }));
+  // Every subpath loads; `types` holds types only, so it has no runtime names.
+  const subpaths = {};
+  for (const p of ['errors', 'types', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'])
+    subpaths[p] = Object.keys(await import(`eks-forensics/${p}`)).length;
+  console.log(JSON.stringify({ format: 'esm', targets, errorClasses, subpaths }));
 } finally {
   await cluster.close();
 }
