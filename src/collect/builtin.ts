@@ -68,7 +68,7 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
       id: 'processes',
       kind: 'proc',
       description:
-        'B2-B6: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap)',
+        'B2-B6: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (loader/proxy/runtime variables in clear and flagged, other values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap), SHA-256 of every running executable and mapped file (256 MiB cap)',
       perProcess: {
         fields: ['cmdline', 'comm', 'status', 'stat', 'cgroup', 'loginuid', 'maps', 'environ'],
         links: true,
@@ -76,6 +76,8 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
         exe,
         maxExeBytes: '20MB',
         maxProcesses: 2000,
+        hashMapped: true,
+        maxHashBytes: '256MB',
       },
       maxBytesPerFile: '4MB',
     },

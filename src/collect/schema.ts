@@ -105,6 +105,13 @@ export const ProcItemSchema = z.strictObject({
       maxExeBytes: size.optional(),
       /** Most processes read (default 2000). */
       maxProcesses: z.number().int().min(1).max(100_000).optional(),
+      /**
+       * SHA-256 of every running executable and mapped file (deduplicated by device + inode, read
+       * through the kernel's handle where it can), in `proc/exe-hashes.json`. Needs `dd`. Default false.
+       */
+      hashMapped: z.boolean().optional(),
+      /** Bytes read for `hashMapped` at most per target (default 256 MiB; 64 MiB per file). */
+      maxHashBytes: size.optional(),
     })
     .optional(),
   /** Cap on one /proc file (default 4 MiB). */

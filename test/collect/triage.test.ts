@@ -147,7 +147,7 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
     expect(exe?.sha256).toBe(sha(readFileSync('/usr/bin/busybox')));
   });
 
-  it('hashes environ values instead of storing them', () => {
+  it('hashes environ values, keeps loader variables in clear and flags them', () => {
     const procs = bundleJson<{ processes: { pid: number; cmdline?: string }[] }>(
       loc,
       'containers/app/proc/processes.json',
@@ -158,10 +158,47 @@ describe.skipIf(skip)('triage of a compromised busybox container', () => {
       `containers/app/proc/${kw?.pid}/environ.json`,
     );
     const ld = envJson.variables.find((v) => v.name === 'LD_PRELOAD');
-    expect(ld?.value).toBe(`sha256:${sha('/usr/lib/libprocesshider.so')}`);
+    expect(ld).toMatchObject({ value: '/usr/lib/libprocesshider.so', category: 'loader' });
     expect(envJson.variables.find((v) => v.name === 'AWS_SECRET_ACCESS_KEY')?.value).toBe(
       `sha256:${sha(ENV_SECRET)}`,
     );
+    expect(JSON.stringify(envJson)).not.toContain(ENV_SECRET);
+    const flags = bundleJson<{ variables: { pid: number; name: string; value: string; category: string }[] }>(
+      loc,
+      'containers/app/proc/environment-findings.json',
+    );
+    expect(flags.variables).toContainEqual(
+      expect.objectContaining({ pid: kw?.pid, name: 'LD_PRELOAD', value: '/usr/lib/libprocesshider.so' }),
+    );
+    expect(JSON.stringify(flags)).not.toContain(ENV_SECRET);
+  });
+
+  it('hashes every running executable on our side, by the kernel handle, deleted ones included', () => {
+    const rows = bundleJson<{ artifacts: { path: string; status: string }[] }>(
+      loc,
+      'manifest.json',
+    ).artifacts;
+    expect(rows.find((a) => a.path === 'containers/app/proc/exe-hashes.json')?.status).toBe('complete');
+    const doc = bundleJson<{
+      hashes: {
+        paths: string[];
+        sha256?: string;
+        via: string;
+        whole: boolean;
+        deleted: boolean;
+        executable: boolean;
+      }[];
+      notHashed: unknown[];
+    }>(loc, 'containers/app/proc/exe-hashes.json');
+    expect(doc.notHashed).toEqual([]);
+    const busybox = readFileSync('/bin/busybox');
+    const bb = doc.hashes.find((h) => h.sha256 === sha(busybox));
+    expect(bb, JSON.stringify(doc.hashes.map((h) => h.paths))).toBeDefined();
+    expect(bb?.via).toBe('handle');
+    // the deleted reverse shell ran from a busybox copy: hashed through /proc/<pid>/exe although gone
+    const gone = doc.hashes.find((h) => h.deleted && h.paths.some((p) => p.includes('/var/tmp/.rs/sh')));
+    expect(gone?.sha256).toBe(sha(busybox));
+    expect(doc.hashes.filter((h) => !h.whole || h.via !== 'handle')).toEqual([]);
   });
 
   it('copies each planted file indicator byte for byte', async () => {

@@ -165,6 +165,92 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(report.reasonDetails.map((r) => r.code)).toContain('listing-root-truncated');
   }, 60_000);
 
+  const hashing = (maxHashBytes?: number): ProfileSpecInput => ({
+    name: 'exe-hashes',
+    description: 'executable hashes only',
+    items: [
+      {
+        id: 'procs',
+        kind: 'proc',
+        perProcess: {
+          fields: ['comm'],
+          exe: 'none',
+          hashMapped: true,
+          ...(maxHashBytes ? { maxHashBytes } : {}),
+        },
+      },
+    ],
+  });
+  interface ExeDoc {
+    hashes: { sha256?: string; whole: boolean; reason?: string }[];
+    notHashed: unknown[];
+    reasons: string[];
+  }
+
+  it('executable hashes cut in the middle of a file (clean exit 0) are truncated, the cut hash marked a prefix', async () => {
+    const { report } = await acquire(
+      [shWrapper('[ "$8" = eksf-exepull ]', '/bin/busybox sh "$@" | /bin/busybox head -c 100000; exit 0')],
+      { profiles: [hashing()] },
+    );
+    const a = manifest(report.location as string).find(
+      (x) => x.path === 'containers/app/proc/exe-hashes.json',
+    );
+    expect(a?.status).toBe('truncated');
+    const doc = bundleJson<ExeDoc>(report.location as string, 'containers/app/proc/exe-hashes.json');
+    const cut = doc.hashes.filter((h) => !h.whole);
+    expect(cut.length, JSON.stringify(doc).slice(0, 1500)).toBe(1);
+    expect(cut[0]?.sha256).toBeUndefined();
+    expect(doc.reasons.join(' ')).toMatch(/stream ended inside a frame/);
+    expect(report.status).toBe('partial');
+  }, 60_000);
+
+  it('executable hashes over their byte budget are truncated, never complete, and say what was left out', async () => {
+    const { report } = await acquire([], { profiles: [hashing(64 * 1024)] });
+    const a = manifest(report.location as string).find(
+      (x) => x.path === 'containers/app/proc/exe-hashes.json',
+    );
+    expect(a?.status).toBe('truncated');
+    expect(a?.reason).toMatch(/byte cap of 65536 reached/);
+    const doc = bundleJson<ExeDoc>(report.location as string, 'containers/app/proc/exe-hashes.json');
+    const prefix = doc.hashes.filter((h) => !h.whole);
+    expect(prefix.length).toBe(1);
+    expect(prefix[0]?.reason).toMatch(/budget/);
+  }, 60_000);
+
+  it('an environment policy variable never exposes a proxy password; other values stay hashed', async () => {
+    const { report } = await acquire([], { profiles: ['triage'] }, [
+      {
+        argv: ['/tmp/.x/sleep', '3600'],
+        binary: 'busybox',
+        env: {
+          HTTPS_PROXY: 'http://user:hunter2-proxy-pass@203.0.113.9:3128',
+          NODE_OPTIONS: '--require /tmp/.x/hook.js',
+          DB_PASSWORD: 'db-password-never-stored',
+        },
+      },
+    ]);
+    const loc = report.location as string;
+    const flags = bundleJson<{ variables: { name: string; value: string; category: string }[] }>(
+      loc,
+      'containers/app/proc/environment-findings.json',
+    );
+    expect(flags.variables).toContainEqual(
+      expect.objectContaining({
+        name: 'NODE_OPTIONS',
+        value: '--require /tmp/.x/hook.js',
+        category: 'runtime-option',
+      }),
+    );
+    const proxy = flags.variables.find((v) => v.name === 'HTTPS_PROXY');
+    expect(proxy?.category).toBe('proxy');
+    expect(proxy?.value).toContain('203.0.113.9:3128');
+    for (const f of allFiles(loc)) {
+      const text = readFileSync(f, 'latin1');
+      expect(text, f).not.toContain('hunter2-proxy-pass');
+      expect(text, f).not.toContain('db-password-never-stored');
+    }
+  }, 60_000);
+
   it('a stat that hangs silently is ended by the no-progress watchdog, failed, and the bodyfile says so', async () => {
     const { report } = await acquire(
       [{ path: '/srv/app/a.txt', content: 'alpha\n' }, shWrapper('[ "$5" = stat ]', 'exec sleep 613')],

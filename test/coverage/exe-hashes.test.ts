@@ -25,6 +25,30 @@ async function* ev(list: FrameEvent[]): AsyncGenerator<FrameEvent> {
 }
 
 describe('executable hashes: inventory and pull decoding', () => {
+  it('a stream that breaks inside a file claims no hash and no wholeness for it', async () => {
+    const objects = [
+      {
+        key: 'a',
+        dev: '08:01',
+        inode: '1',
+        paths: ['/bin/x'],
+        pids: [1],
+        executable: true,
+        deleted: false,
+        primary: '/proc/1/exe',
+        fallback: '-',
+      },
+    ] satisfies MappedObject[];
+    const got = await decodeExePull(
+      ev([begin('0', 'A'), data('partial bytes'), { type: 'error', reason: 'stream cut', offset: 20 }]),
+      objects,
+      1 << 20,
+    );
+    expect(got.problem).toBe('stream cut');
+    expect(got.hashes[0]).toMatchObject({ whole: false, bytes: 13 });
+    expect(got.hashes[0]?.sha256).toBeUndefined();
+  });
+
   it('dedups by device and inode across processes, marks the executable and deleted files', async () => {
     const maps = (exe: string) =>
       [

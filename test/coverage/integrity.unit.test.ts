@@ -4,6 +4,7 @@ import {
   compareIntegrity,
   decodeExecutableList,
   decodePackageDb,
+  decodePulledFiles,
   emptyPackageDb,
   integrityPullArgv,
   normalizeDbPath,
@@ -200,6 +201,19 @@ describe('comparison', () => {
 });
 
 describe('stream decoders (hostile)', () => {
+  it('a pull that breaks inside a file claims no digest and no wholeness for it', async () => {
+    async function* events(): AsyncGenerator<FrameEvent> {
+      yield { type: 'begin', header: ['0', 'F'], offset: 0 };
+      yield { type: 'data', chunk: Buffer.from('ELF prefix') };
+      yield { type: 'error', reason: 'stream cut', offset: 30 };
+    }
+    const got = await decodePulledFiles(events(), ['/usr/bin/ps'], 1 << 20);
+    expect(got.problem).toBe('stream cut');
+    expect(got.files[0]).toMatchObject({ path: '/usr/bin/ps', whole: false, bytes: 10 });
+    expect(got.files[0]?.md5).toBeUndefined();
+    expect(got.files[0]?.sha256).toBeUndefined();
+  });
+
   async function* ev(list: FrameEvent[]): AsyncGenerator<FrameEvent> {
     yield* list;
   }

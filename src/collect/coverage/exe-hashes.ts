@@ -227,11 +227,20 @@ export async function decodeExePull(
   events: AsyncIterable<FrameEvent>,
   objects: readonly MappedObject[],
   capBytes: number,
-): Promise<{ hashes: ExeHash[]; problem?: string | undefined }> {
+  budgetBytes = Number.POSITIVE_INFINITY,
+): Promise<{ hashes: ExeHash[]; problem?: string | undefined; budgetSpent?: boolean | undefined }> {
   const hashes: ExeHash[] = [];
+  let spent = 0;
   let cur: { h: ExeHash; hash: ReturnType<typeof createHash> } | undefined;
   for await (const ev of events) {
-    if (ev.type === 'error') return { hashes, problem: ev.reason };
+    if (ev.type === 'error') {
+      if (cur) {
+        // the stream broke inside this file: whatever was read is a prefix, and no hash is claimed
+        cur.h.whole = false;
+        cur.h.reason = `stream broke inside the file after ${cur.h.bytes} bytes; no hash`;
+      }
+      return { hashes, problem: ev.reason };
+    }
     if (ev.type === 'begin') {
       const [i, k] = ev.header;
       const o = objects[hashes.length];
@@ -249,10 +258,18 @@ export async function decodeExePull(
       hashes.push(h);
       cur = { h, hash: createHash('sha256') };
     } else if (ev.type === 'data' && cur) {
-      const piece = ev.chunk.subarray(0, Math.max(0, capBytes - cur.h.bytes));
+      const room = Math.min(capBytes - cur.h.bytes, budgetBytes - spent);
+      const piece = ev.chunk.subarray(0, Math.max(0, room));
       cur.hash.update(piece);
       cur.h.bytes += piece.length;
+      spent += piece.length;
       if (piece.length < ev.chunk.length) cur.h.whole = false;
+      if (spent >= budgetBytes && piece.length < ev.chunk.length) {
+        // the target's byte budget is spent: this hash is of a prefix, the rest is not read
+        cur.h.reason = `cut at the target's ${budgetBytes}-byte budget: hash of a prefix`;
+        cur.h.sha256 = cur.hash.digest('hex');
+        return { hashes, budgetSpent: true };
+      }
     } else if (ev.type === 'end' && cur) {
       if (cur.h.via !== 'none') cur.h.sha256 = cur.hash.digest('hex');
       if (ev.rc !== 0) {
@@ -332,14 +349,16 @@ export async function hashExecutables(opts: HashExecutablesOptions): Promise<Exe
     const s = await opts.exec(argv, { stdin: true });
     const st = await sendStdin(s, `${k}\n`);
     if (st) reasons.push(`pull stdin: ${st}`);
-    const got = await decodeExePull(demuxFrames(s.stdout, k), part, capBytes);
-    if (got.problem) s.abort(new Error('pull abandoned'));
+    const got = await decodeExePull(demuxFrames(s.stdout, k), part, capBytes, maxBytes - bytes);
+    if (got.problem || got.budgetSpent) s.abort(new Error('pull abandoned'));
     const end = await settle(s);
-    if (got.problem) reasons.push(`pull: ${got.problem}`);
+    if (got.budgetSpent) reasons.push(`byte cap of ${maxBytes} reached: the remaining files were not read`);
+    else if (got.problem) reasons.push(`pull: ${got.problem}`);
     else if (end.error || end.exitCode !== 0) reasons.push(`pull: ${end.error ?? `exit ${end.exitCode}`}`);
     for (const h of got.hashes) bytes += h.bytes;
     hashes.push(...got.hashes);
     notHashed.push(...part.slice(got.hashes.length));
+    if (got.budgetSpent) bytes = maxBytes;
   }
   if (notHashed.length > 0)
     reasons.push(`${notHashed.length} mapped files not hashed (byte cap or cut stream)`);

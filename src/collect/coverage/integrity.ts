@@ -279,7 +279,14 @@ export async function decodePulledFiles(
     | { f: PulledFile; h: { n: 'md5' | 'sha1' | 'sha256'; h: ReturnType<typeof createHash> }[] }
     | undefined;
   for await (const ev of events) {
-    if (ev.type === 'error') return { files, problem: ev.reason };
+    if (ev.type === 'error') {
+      if (cur) {
+        // the stream broke inside this file: no digest is claimed for a prefix
+        cur.f.whole = false;
+        cur.f.reason = `stream broke inside the file after ${cur.f.bytes} bytes`;
+      }
+      return { files, problem: ev.reason };
+    }
     if (ev.type === 'begin') {
       const [i, t] = ev.header;
       const path = paths[files.length];

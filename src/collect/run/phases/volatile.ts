@@ -5,17 +5,23 @@
  */
 import { Readable } from 'node:stream';
 import type { ArtifactRecord } from '../../../evidence/index.js';
+import { applyEnvPolicy, hashExecutables, type PolicyEnvEntry } from '../../coverage/index.js';
 import { demuxFrames, newFrameKey } from '../../frames.js';
 import type { ProcItem } from '../../schema.js';
 import { batchByChars, procBytesArgv, type ReadMode, volatileArgv } from '../../scripts.js';
-import { type EnvironMode, transformEnviron } from '../../sensitive.js';
+import type { EnvironMode } from '../../sensitive.js';
+import { parseSize } from '../../size.js';
+import { doorCoverageExec } from '../coverage-exec.js';
 import { afterExec, frameVerdict } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import type { ReceiverFinding, Verdict } from '../verdict.js';
+import { derivedVerdict, type ReceiverFinding, type Verdict, withProblem } from '../verdict.js';
 
 const WRITABLE_EXE = /^(\/tmp\/|\/var\/tmp\/|\/dev\/shm\/|\/run\/|\/home\/|\/root\/|memfd:)/;
 const PID = /^\d{1,10}$/;
+/** What `environ.json` and `environment-findings.json` say about the values they show. */
+const ENV_POLICY_NOTE =
+  'loader, runtime-option, proxy (password removed), shell-startup, history and search-path variables are kept in clear (at most 4096 characters) and flagged; every other value follows `mode`';
 
 /** How /proc is read with the strategy in force. */
 export function readModeOf(env: PhaseEnv): ReadMode {
@@ -76,6 +82,8 @@ export async function procStep(
   let selfPid: string | undefined;
   const anomalies: string[] = [];
   const findings: ReceiverFinding[] = [];
+  /** Loader, runtime-option, proxy… variables kept in clear by the environment policy, per process. */
+  const envFlags: Array<{ pid: number } & PolicyEnvEntry> = [];
   let frames = 0;
   const pending: Promise<ArtifactRecord>[] = [];
   const res = await env.door.stream({ step: 'volatile', argv, stdin: `${key}\n` }, async (stdout, exec) => {
@@ -161,11 +169,13 @@ export async function procStep(
         if (ev.rc !== 0 && body.length === 0) continue;
         if (field === 'environ') {
           const path = env.c(`proc/${pid}/environ.json`);
-          const vars = transformEnviron(body, environ);
+          const vars = applyEnvPolicy(body, environ);
+          for (const e of vars)
+            if (e.category && envFlags.length < 10_000) envFlags.push({ pid: Number(pid), ...e });
           pending.push(
             env.store.frameFromExec(
               path,
-              `${JSON.stringify({ mode: environ, variables: vars }, null, 2)}\n`,
+              `${JSON.stringify({ mode: environ, policy: ENV_POLICY_NOTE, variables: vars }, null, 2)}\n`,
               env.meta(src, { contentType: 'application/json' }),
               afterExec(v(path), exec),
             ),
@@ -228,6 +238,22 @@ export async function procStep(
       }),
       [res.verdict],
     );
+  }
+  if (per.length > 0 && fields.includes('environ')) {
+    const suspicious = envFlags.filter((e) => e.suspicious).length;
+    await env.store.derived(
+      env.c('proc/environment-findings.json'),
+      `${JSON.stringify({ policy: ENV_POLICY_NOTE, suspicious, variables: envFlags }, null, 2)}\n`,
+      env.meta(src, { contentType: 'application/json' }),
+      [res.verdict],
+    );
+  }
+  const hashing = per.filter((p) => p.hashMapped);
+  if (hashing.length > 0) {
+    const sizes = hashing.map(
+      (p) => (p.maxHashBytes === undefined ? undefined : parseSize(p.maxHashBytes)) ?? 256 * 1024 * 1024,
+    );
+    await exeHashStep(env, Math.max(...sizes), maxProcs, mode, src);
   }
   if (exeMode === 'none' || maxExe === 0 || per.length === 0) return;
   if (mode === 'builtins') {
@@ -432,4 +458,30 @@ async function procBytes(
   await Promise.all(pending);
   if (res.verdict.status !== 'complete') for (const r of res.verdict.reasons) env.reasons.add(r);
   for (const a of anomalies) env.reasons.add(reason('volatile-anomaly', `process bytes: ${a}`));
+}
+
+/**
+ * `proc/exe-hashes.json`: SHA-256 of every running executable and mapped file, through the door;
+ * the document inherits every exec's verdict and is `truncated` when a cap left files out or a
+ * hash is of a prefix or was read by path.
+ */
+async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, mode: ReadMode, src: Src) {
+  const path = env.c('proc/exe-hashes.json');
+  const meta = env.meta(src, { contentType: 'application/json' });
+  if (mode === 'builtins' || !env.probe || !('dd' in env.probe.tools)) {
+    await env.store.record(path, 'skipped', 'executable hashes need `dd` in the container', meta);
+    return;
+  }
+  const { exec, verdicts } = doorCoverageExec(env.door, 'exe-hashes');
+  const r = await hashExecutables({ exec, shell: shellOf(env), maxBytes, maxProcesses });
+  let v = derivedVerdict(await Promise.all(verdicts));
+  for (const text of r.reasons) v = withProblem(v, 'truncated', reason('cap', `exe-hashes: ${text}`, path));
+  const body = {
+    processes: r.processes,
+    bytesRead: r.bytes,
+    hashes: r.hashes,
+    notHashed: r.notHashed,
+    reasons: r.reasons,
+  };
+  await env.store.derived(path, `${JSON.stringify(body, null, 2)}\n`, meta, [v]);
 }
