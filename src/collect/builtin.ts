@@ -68,7 +68,7 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
       id: 'processes',
       kind: 'proc',
       description:
-        'B2-B6: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (loader/proxy/runtime variables in clear and flagged, other values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap), SHA-256 of every running executable and mapped file (256 MiB cap)',
+        'B2-B6, C11: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (loader/proxy/runtime variables in clear and flagged, other values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap), SHA-256 of every running executable and mapped file (256 MiB cap)',
       perProcess: {
         fields: ['cmdline', 'comm', 'status', 'stat', 'cgroup', 'loginuid', 'maps', 'environ'],
         links: true,
@@ -312,11 +312,19 @@ export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.fr
   ),
   full: build(
     'full',
-    'pod-state + volatile (executables in writable dirs too) + all files profiles with large caps and all of /etc',
+    'pod-state + volatile (executables in writable dirs too) + all files profiles with large caps and all of /etc + installed-file integrity',
     [
       ...podState,
       ...volatile('writable'),
       ...files({ logs: '1GB', drops: '100MB', depth: 12, etcAll: true }),
+      {
+        id: 'integrity',
+        kind: 'integrity',
+        description:
+          'C10: binaries and libraries of the bin and lib directories against the package databases (dpkg, apk), hashed on our side: modified, missing, unpackaged executables',
+        maxPullFiles: 5000,
+        maxPullBytes: '512MB',
+      },
     ],
   ),
 });

@@ -166,11 +166,31 @@ export const ApiItemSchema = z.strictObject({
 export type ApiItem = z.infer<typeof ApiItemSchema>;
 
 /** Any item of a declarative profile. */
+/**
+ * An `integrity` item: installed files checked against the package databases (dpkg `status`,
+ * `status.d/*`, `info/*.md5sums`; apk `installed`), hashed on our side, with `modified`, `missing`
+ * and `unpackaged-executable` verdicts in `files/integrity.json`. Runs after the content phase.
+ */
+export const IntegrityItemSchema = z.strictObject({
+  id,
+  kind: z.literal('integrity'),
+  description: z.string().max(500).optional(),
+  /** Absolute directories checked (default: the bin and lib directories). */
+  dirs: z.array(absolutePath).min(1).max(64).optional(),
+  /** Files pulled at most (default 5000). */
+  maxPullFiles: z.number().int().min(1).max(200_000).optional(),
+  /** Bytes pulled at most for the target (default 512 MiB). */
+  maxPullBytes: size.optional(),
+});
+/** An `integrity` item. */
+export type IntegrityItem = z.infer<typeof IntegrityItemSchema>;
+
 export const ProfileItemSchema = z.discriminatedUnion('kind', [
   FileItemSchema,
   ProcItemSchema,
   CommandItemSchema,
   ApiItemSchema,
+  IntegrityItemSchema,
 ]);
 /** Any item of a declarative profile. */
 export type ProfileItem = z.infer<typeof ProfileItemSchema>;

@@ -83,20 +83,32 @@ export async function checkIntegrity(
     }
     for (const argv of integrityPullArgv(opts.shell, batch, blocks)) {
       const paths = argv.slice(5);
+      if (pulledBytes >= maxBytes) {
+        notChecked.push(...paths);
+        continue;
+      }
       const k = newFrameKey();
       const s = await opts.exec(argv, { stdin: true });
       execs++;
       const st = await sendStdin(s, `${k}\n`);
       if (st) problems.push(`pull stdin: ${st}`);
       const algos = paths.map((p) => dbRead.db.files.get(p)?.algo);
-      const got = await decodePulledFiles(demuxFrames(s.stdout, k), paths, capBytes, algos);
-      if (got.problem) s.abort(new Error('pull stream abandoned'));
+      const got = await decodePulledFiles(
+        demuxFrames(s.stdout, k),
+        paths,
+        capBytes,
+        algos,
+        maxBytes - pulledBytes,
+      );
+      if (got.problem || got.budgetSpent) s.abort(new Error('pull stream abandoned'));
       const end = await settle(s);
-      if (got.problem) problems.push(`pull: ${got.problem}`);
+      if (got.budgetSpent) problems.push(`pull stopped at the ${maxBytes}-byte cap inside a file`);
+      else if (got.problem) problems.push(`pull: ${got.problem}`);
       else if (end.error || end.exitCode !== 0) problems.push(`pull: ${end.error ?? `exit ${end.exitCode}`}`);
       for (const f of got.files) pulledBytes += f.bytes;
       pulled.push(...got.files);
       notChecked.push(...paths.slice(got.files.length));
+      if (got.budgetSpent) pulledBytes = maxBytes;
     }
   }
   if (pulledBytes >= maxBytes && notChecked.length > 0)

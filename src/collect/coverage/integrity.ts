@@ -273,8 +273,11 @@ export async function decodePulledFiles(
   capBytes: number,
   /** Digest each path's package recorded (aligned with `paths`); SHA-256 is always computed. Default: md5 and sha1 for all. */
   algos?: readonly (PackageDigestAlgo | undefined)[],
-): Promise<{ files: PulledFile[]; problem?: string | undefined }> {
+  /** Bytes this pull may read in all; past it the current file is cut (not whole) and decoding stops. */
+  budgetBytes = Number.POSITIVE_INFINITY,
+): Promise<{ files: PulledFile[]; problem?: string | undefined; budgetSpent?: boolean | undefined }> {
   const files: PulledFile[] = [];
+  let spent = 0;
   let cur:
     | { f: PulledFile; h: { n: 'md5' | 'sha1' | 'sha256'; h: ReturnType<typeof createHash> }[] }
     | undefined;
@@ -311,13 +314,18 @@ export async function decodePulledFiles(
       cur = { f, h: names.map((n) => ({ n, h: createHash(n) })) };
       files.push(f);
     } else if (ev.type === 'data' && cur) {
-      const room = capBytes - cur.f.bytes;
+      const room = Math.min(capBytes - cur.f.bytes, budgetBytes - spent);
       const piece = ev.chunk.subarray(0, Math.max(0, room));
       for (const x of cur.h) x.h.update(piece);
       cur.f.bytes += piece.length;
+      spent += piece.length;
       if (ev.chunk.length > piece.length) {
         cur.f.whole = false;
         cur.f.reason = 'more bytes than the cap';
+        if (spent >= budgetBytes) {
+          cur.f.reason = `cut at the target's ${budgetBytes}-byte budget`;
+          return { files, budgetSpent: true };
+        }
       }
     } else if (ev.type === 'end' && cur) {
       for (const x of cur.h) cur.f[x.n] = x.h.digest('hex');

@@ -12,6 +12,7 @@ import {
   type CommandItem,
   CommandItemSchema,
   FileItemSchema,
+  IntegrityItemSchema,
   ProcItemSchema,
   type ProfileItem,
 } from '../schema.js';
@@ -70,6 +71,7 @@ export const ITEM_KINDS: Readonly<Record<ProfileItem['kind'], ItemKind>> = Objec
   proc: { schema: ProcItemSchema, phase: 'volatile', runner: 'builtin' },
   command: command as unknown as ItemKind,
   file: { schema: FileItemSchema, phase: 'metadata', runner: 'builtin' },
+  integrity: { schema: IntegrityItemSchema, phase: 'content', runner: 'builtin' },
 });
 
 /** Runs the exec-kind items of `phase` through the door, in profile order. */

@@ -40,6 +40,7 @@ import { errMessage, type PhaseEnv } from './env.js';
 import { runExecItems } from './kinds.js';
 import { apiPhase } from './phases/api.js';
 import { contentPhase } from './phases/content.js';
+import { integrityStep } from './phases/integrity.js';
 import { metadataPhase } from './phases/metadata.js';
 import { probePhase } from './phases/probe.js';
 import { procStep } from './phases/volatile.js';
@@ -308,6 +309,8 @@ export class TargetRun {
         await this.#guard('content', () =>
           contentPhase(this.#env(), specs, listing.entries, listing.verdicts),
         );
+      const integrity = itemsOf(specs, 'integrity');
+      if (integrity.length > 0) await this.#guard('integrity', () => integrityStep(this.#env(), integrity));
     }
     await runCode('content');
   }
