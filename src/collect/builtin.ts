@@ -2,6 +2,7 @@
  * Built-in profiles, as data (the same declarative format users write). Rows refer to the
  * research table "Proposed built-in artifact set" (A: API, B: volatile, C: files).
  */
+import { HISTORY_FILES } from './coverage/index.js';
 import { type ProfileItem, type ProfileSpec, type ProfileSpecInput, parseProfileSpec } from './schema.js';
 
 type ItemInput = ProfileSpecInput['items'][number];
@@ -68,7 +69,7 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
       id: 'processes',
       kind: 'proc',
       description:
-        'B2-B6, C11: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (loader/proxy/runtime variables in clear and flagged, other values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap), SHA-256 of every running executable and mapped file (256 MiB cap)',
+        'B2-B6, B5+, C13: per-process cmdline, comm, status, stat, cgroup, loginuid, maps, environ (loader/proxy/runtime variables in clear and flagged, other values hashed), exe/cwd/root/fd/ns links, bytes of deleted executables (20 MiB cap), SHA-256 of every running executable and mapped file (256 MiB cap)',
       perProcess: {
         fields: ['cmdline', 'comm', 'status', 'stat', 'cgroup', 'loginuid', 'maps', 'environ'],
         links: true,
@@ -128,7 +129,7 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
     {
       id: 'shell-history',
       kind: 'file',
-      description: 'C3: shell histories and rc files of root and /home users',
+      description: 'C3: shell histories and rc files of root, /home users and every home in /etc/passwd',
       paths: [
         '/root/.*history',
         '/home/*/.*history',
@@ -137,6 +138,7 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
         '/home/*/.*rc',
         '/home/*/.profile',
       ],
+      homeFiles: [...HISTORY_FILES, '.bashrc', '.profile'],
       maxFileSize: '10MB',
     },
     {
@@ -321,7 +323,7 @@ export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.fr
         id: 'integrity',
         kind: 'integrity',
         description:
-          'C10: binaries and libraries of the bin and lib directories against the package databases (dpkg, apk), hashed on our side: modified, missing, unpackaged executables',
+          'C12: binaries and libraries of the bin and lib directories against the package databases (dpkg, apk), hashed on our side: modified, missing, unpackaged executables',
         maxPullFiles: 5000,
         maxPullBytes: '512MB',
       },

@@ -62,6 +62,21 @@ export const FileItemSchema = z.strictObject({
   sensitive: z.boolean().optional(),
   /** Most files matched by this item (default 5000); more are listed in the report as skipped. */
   maxFiles: z.number().int().min(1).max(1_000_000).optional(),
+  /**
+   * Relative paths (e.g. `.bash_history`; no globs, no `..`) looked for in the home directory of every
+   * account in the container's `/etc/passwd` as well, so homes outside `/root` and `/home`
+   * (`/var/www`, service users) are searched. At most 256 homes.
+   */
+  homeFiles: z
+    .array(
+      z
+        .string()
+        .max(256)
+        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,7}$/)
+        .refine((n) => n.split('/').every((p) => p !== '.' && p !== '..'), 'no . or .. segments'),
+    )
+    .max(32)
+    .optional(),
 });
 /** A `file` item. */
 export type FileItem = z.infer<typeof FileItemSchema>;

