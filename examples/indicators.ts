@@ -29,8 +29,8 @@ export interface Indicators {
   deletedBinaries: DeletedBinaryProcess[];
   /** Content of /etc/ld.so.preload (lines), when present. */
   ldSoPreload: string[];
-  /** Processes with LD_PRELOAD in their environment (the value is hashed in the bundle). */
-  ldPreloadEnv: number[];
+  /** Processes with LD_PRELOAD in their environment, with its value (kept in clear by the environment policy). */
+  ldPreloadEnv: Array<{ pid: number; value: string }>;
   /** authorized_keys lines by file. */
   authorizedKeys: Array<{ path: string; lines: string[] }>;
   /** Cron entries by file (comments and blank lines left out). */
@@ -139,10 +139,11 @@ export async function readIndicators(bundle: string, container: string): Promise
       const m = /^socket:\[(\d+)\]$/.exec(target);
       if (m?.[1]) socketOwners.set(m[1], [...(socketOwners.get(m[1]) ?? []), p.pid]);
     }
-    const env = readJson<{ variables: Array<{ name: string }> }>(
+    const env = readJson<{ variables: Array<{ name: string; value: string }> }>(
       join(base, 'proc', String(p.pid), 'environ.json'),
     );
-    if (env?.variables.some((v) => v.name === 'LD_PRELOAD')) out.ldPreloadEnv.push(p.pid);
+    const ld = env?.variables.find((v) => v.name === 'LD_PRELOAD');
+    if (ld) out.ldPreloadEnv.push({ pid: p.pid, value: ld.value });
   }
   for (const table of ['tcp', 'tcp6']) {
     const path = join(base, 'proc', 'system', 'net', table);
@@ -205,8 +206,7 @@ export function formatIndicators(i: Indicators, indent = '    '): string[] {
     );
   }
   if (i.ldSoPreload.length) out.push(`/etc/ld.so.preload: ${i.ldSoPreload.join(', ')}`);
-  if (i.ldPreloadEnv.length)
-    out.push(`LD_PRELOAD set in process(es) ${i.ldPreloadEnv.join(', ')} (value hashed)`);
+  for (const l of i.ldPreloadEnv) out.push(`LD_PRELOAD=${l.value.slice(0, 120)} in process ${l.pid}`);
   for (const k of i.authorizedKeys) for (const l of k.lines) out.push(`${k.path}: ${l.slice(0, 100)}`);
   for (const c of i.cron) for (const l of c.lines) out.push(`cron ${c.path}: ${l.slice(0, 120)}`);
   for (const c of i.connections.slice(0, MAX_SHOWN)) {

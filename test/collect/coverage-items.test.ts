@@ -146,8 +146,8 @@ describe.skipIf(skip)('coverage items in the collector', () => {
     expect((await collectedFile(loc, '/var/www/.bash_history'))?.toString()).toContain('shell.php');
     expect((await collectedFile(loc, '/srv/svc/.config/x/hist'))?.toString()).toContain('nc -e');
     expect(await collectedFile(loc, '/srv/other/.bash_history')).toBeUndefined();
-    // the glob home and the /proc home were rejected, and the report says so
-    expect(r.reasons.join(' ')).toMatch(/home directories from \/etc\/passwd: .*1 lines rejected/);
+    // the glob home and the /proc home are left out (logged), which is nothing that could have been searched
+    expect(r.status, r.reasons.join('; ')).toBe('complete');
   }, 60_000);
 
   it('history: a passwd over its cap is not parsed as if whole: recorded, and the own paths still collected', async () => {

@@ -50,12 +50,13 @@ export async function expandHomeFiles(env: PhaseEnv, specs: readonly ProfileSpec
     ...new Set(parsed.entries.map((e) => e.home).filter((h) => !GLOB.test(h) && h.length <= 512)),
   ];
   const kept = homes.slice(0, MAX_HOMES);
-  const left = homes.length - kept.length + parsed.rejected.length;
-  if (left > 0 || parsed.capped)
+  // a rejected line (a home in /proc, a relative home, a glob) is nothing we could have searched:
+  // logged with its reason, not a degradation; a cap is
+  if (homes.length > kept.length || parsed.capped)
     degraded(
-      `${homes.length - kept.length} homes over the cap of ${MAX_HOMES}, ${parsed.rejected.length} lines rejected${parsed.capped ? ', file cut at its cap' : ''}`,
+      `${homes.length - kept.length} homes over the cap of ${MAX_HOMES}${parsed.capped ? ', the file cut at its cap' : ''}`,
     );
-  env.log({ event: 'passwd-homes', homes: kept.length, rejected: parsed.rejected.length });
+  env.log({ event: 'passwd-homes', homes: kept.length, rejected: parsed.rejected });
   return specs.map((s) => ({
     ...s,
     items: s.items.map((i) => {

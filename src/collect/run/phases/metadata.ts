@@ -147,7 +147,17 @@ export async function metadataPhase(
   let todo = jobs.map((_, i) => i);
   let execs = 0;
   while (todo.length > 0 && !env.signal.aborted) {
-    const batch = todo;
+    // as many roots as fit in one argv (the exec's URL carries every argument), at least one
+    let chars = 0;
+    let take = 0;
+    while (take < todo.length) {
+      const len = (jobs[todo[take] as number]?.root.length ?? 0) + 16;
+      if (take > 0 && chars + len > env.limits.maxArgvChars) break;
+      chars += len;
+      take++;
+    }
+    const batch = todo.slice(0, take);
+    const later = todo.slice(take);
     const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
     const argv = listingArgv(
       shell,
@@ -223,7 +233,8 @@ export async function metadataPhase(
         );
     }
     if (!progressed) {
-      // the exec gave nothing for any root: no point in asking again
+      // the exec gave nothing for any root of its batch: those are not asked again; the roots of
+      // later batches still get their own exec
       for (const jobIndex of next) {
         const job = jobs[jobIndex] as (typeof jobs)[number];
         verdicts.push(res.verdict);
@@ -238,9 +249,10 @@ export async function metadataPhase(
         });
         env.reasons.add(reason('listing-root-truncated', `listing of ${job.label} failed: ${why}`, path));
       }
-      break;
+      todo = later;
+      continue;
     }
-    todo = next;
+    todo = [...next, ...later];
   }
   const statVerdicts: Verdict[] = [];
   if (env.strategy.stat) {
