@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactCollector, type ProfileSpecInput, type TargetReport } from '../../src/collect/index.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, collectedFile, type Env, sandboxMissing, startEnv } from './support.js';
+import {
+  addSandboxPod,
+  bundleJson,
+  bundleText,
+  collectedFile,
+  type Env,
+  sandboxMissing,
+  startEnv,
+} from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -167,5 +175,22 @@ describe.skipIf(skip)('coverage items in the collector', () => {
     expect((await collectedFile(r.location as string, '/root/.ash_history'))?.toString()).toBe('id\n');
     expect(r.status).toBe('partial');
     expect(r.reasons.join(' ')).toMatch(/home directories from \/etc\/passwd/);
+  }, 60_000);
+  it('hundreds of pinned paths are listed in several execs that fit the argv limit, every root complete', async () => {
+    const names = Array.from({ length: 400 }, (_, i) => `/srv/pinned/${'d'.repeat(40)}-${i}/.bash_history`);
+    const profile: ProfileSpecInput = {
+      name: 'pinned',
+      description: 'many exact paths',
+      items: [
+        { id: 'a', kind: 'file', paths: names.slice(0, 200), content: 'metadata' },
+        { id: 'b', kind: 'file', paths: names.slice(200), content: 'metadata' },
+      ],
+    };
+    const { r, rows } = await acquire([{ path: names[399] as SandboxPath, content: 'last\n' }], profile);
+    const listings = rows.filter((a) => /files\/listing\//.test(a.path));
+    expect(listings.length).toBeGreaterThan(1);
+    for (const l of listings) expect(l.status, l.reason).toBe('complete');
+    expect(r.status, r.reasons.join('; ')).toBe('complete');
+    expect(bundleText(r.location as string, 'containers/app/files/bodyfile.txt')).toContain(names[399]);
   }, 60_000);
 });
