@@ -1,11 +1,14 @@
 /**
  * Phase 1, API state (no exec): pod JSON (secrets hashed), events, current and previous logs,
- * owners, service account, node. Works for every container, shell or not.
+ * owners, service account, node, identity context. Works for every container, shell or not.
  */
+import { type IdentityKube, podIdentityContext } from '../../../catalog/index.js';
 import { withTimeout } from '../../../util/index.js';
 import type { ApiItem } from '../../schema.js';
 import { errMessage, type PhaseEnv } from '../env.js';
+import { reason } from '../reasons.js';
 import { podWithSecretsHashed } from '../secrets.js';
+import { derivedVerdict, withProblem } from '../verdict.js';
 
 /** Runs the API items of all profiles. */
 export async function apiPhase(
@@ -158,6 +161,42 @@ export async function apiPhase(
           `${errMessage(err)} (grant get on nodes to capture it)`,
           env.meta(src('node')),
         );
+      }
+    }
+  }
+  if (wanted.has('identity')) {
+    const path = 'pod/identity-context.json';
+    const meta = env.meta(src('identity'), { contentType: 'application/json' });
+    const getObject = kube.getObject;
+    const listObjects = kube.listObjects;
+    if (!pod) await store.record(path, 'skipped', 'the pod could not be read', meta);
+    else if (!getObject || !listObjects)
+      await store.record(path, 'skipped', 'the client has no getObject()/listObjects()', meta);
+    else {
+      const ik = {
+        getPod: (ns: string, name: string, o?: Parameters<typeof kube.getPod>[2]) => kube.getPod(ns, name, o),
+        getObject: getObject.bind(kube),
+        listObjects: listObjects.bind(kube),
+      } as IdentityKube;
+      try {
+        const ctx = await call('identity context', (signal) => podIdentityContext(ik, pod, { signal }));
+        // every read that was denied or failed makes the document incomplete, with the rule to grant
+        let v = derivedVerdict([]);
+        for (const s of ctx.skipped.slice(0, 50))
+          v = withProblem(
+            v,
+            'truncated',
+            reason('degraded', `identity context: ${s.item}: ${s.reason}`, path),
+          );
+        if (ctx.skipped.length > 50)
+          v = withProblem(
+            v,
+            'truncated',
+            reason('degraded', `identity context: ${ctx.skipped.length - 50} more reads skipped`, path),
+          );
+        await store.derived(path, json(ctx), meta, [v]);
+      } catch (err) {
+        await store.record(path, 'failed', `identity context: ${errMessage(err)}`, meta);
       }
     }
   }
