@@ -40,6 +40,8 @@ export {
   FileContentModeSchema,
   type FileItem,
   FileItemSchema,
+  type IntegrityItem,
+  IntegrityItemSchema,
   loadProfileFile,
   type ProcField,
   ProcFieldSchema,

@@ -180,7 +180,6 @@ export const ApiItemSchema = z.strictObject({
 /** An `api` item. */
 export type ApiItem = z.infer<typeof ApiItemSchema>;
 
-/** Any item of a declarative profile. */
 /**
  * An `integrity` item: installed files checked against the package databases (dpkg `status`,
  * `status.d/*`, `info/*.md5sums`; apk `installed`), hashed on our side, with `modified`, `missing`
@@ -200,6 +199,7 @@ export const IntegrityItemSchema = z.strictObject({
 /** An `integrity` item. */
 export type IntegrityItem = z.infer<typeof IntegrityItemSchema>;
 
+/** Any item of a declarative profile. */
 export const ProfileItemSchema = z.discriminatedUnion('kind', [
   FileItemSchema,
   ProcItemSchema,

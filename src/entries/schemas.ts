@@ -14,6 +14,7 @@ export {
   CommandItemSchema,
   FileContentModeSchema,
   FileItemSchema,
+  IntegrityItemSchema,
   ProcFieldSchema,
   ProcItemSchema,
   ProfileItemSchema,

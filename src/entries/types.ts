@@ -120,6 +120,7 @@ export type {
   FileItem,
   FrameEvent,
   FsView,
+  IntegrityItem,
   JwtRecord,
   ListedEntry,
   ListingStrategy,
