@@ -12,6 +12,7 @@ export default defineConfig({
     'auth/index': 'src/entries/auth.ts',
     'ephemeral/index': 'src/entries/ephemeral.ts',
     'codecs/index': 'src/entries/codecs.ts',
+    'sink-kit/index': 'src/entries/sink-kit.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { type BundleSource, SourceReader } from './kit.js';
 import { DirectoryReader, type MemoryBundle, MemoryReader, TarReader } from './readers.js';
 import { S3Reader } from './s3-reader.js';
 import { CustodySchema, JournalEntrySchema, ManifestSchema, SealSchema } from './types.js';
@@ -27,6 +28,10 @@ export type EvidenceLocation =
         prefix: string;
       };
     }
+  | {
+      /** A bundle in third-party storage, read through the sink's {@link BundleSource}. */
+      source: BundleSource;
+    }
   | MemoryBundle;
 
 /**
@@ -36,7 +41,8 @@ export type EvidenceLocation =
  * unexpected file. Only `status: 'valid'` (`ok: true`) means intact and complete.
  *
  * `location`: a bundle folder, a `.tar`/`.tar.gz` file, `s3://bucket/prefix/<id>/` (with
- * `options.s3Client`), `{ s3: { client, bucket, prefix } }`, or a MemorySink bundle.
+ * `options.s3Client`), `{ s3: { client, bucket, prefix } }`, a MemorySink bundle, or
+ * `{ source }` for a third-party sink (`eks-forensics/sink-kit`).
  *
  * @throws ConfigError for an unusable location or options (not for a bad bundle).
  * @example
@@ -48,6 +54,7 @@ export async function verifyEvidence(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   if (typeof location !== 'string') {
+    if ('source' in location) return verifyWithReader(new SourceReader(location.source), options);
     if ('s3' in location) {
       return verifyWithReader(
         new S3Reader(location.s3.client, location.s3.bucket, location.s3.prefix),

@@ -57,6 +57,7 @@ export interface FailedStore {
 
 /** One artifact being stored. `write` returns a promise only when the producer must wait. */
 export interface ArtifactStore {
+  /** Takes the next bytes; returns a promise only when the producer must wait (backpressure). */
   write(chunk: Buffer): Promise<void> | undefined;
   /** All bytes were delivered; `sha256`/`bytes` are what the writer hashed. */
   end(sha256: string, bytes: number): Promise<StoredInfo>;
@@ -66,8 +67,11 @@ export interface ArtifactStore {
 
 /** Storage primitives a sink provides for one bundle. */
 export interface BundleBackend {
+  /** Sink kind recorded in custody (`directory`, `s3`, your own name). */
   readonly kind: string;
+  /** Where the bundle is, recorded in custody; its last component must be the bundle name. */
   readonly location: string;
+  /** Starts storing one artifact at `path` (bundle-relative, already sanitized and unique). */
   openArtifact(path: string, meta: ArtifactMeta): Promise<ArtifactStore>;
   /** Appends one line (with `\n`) to the journal durably. */
   appendJournal(line: string): Promise<void>;

@@ -5,7 +5,14 @@
  * @module
  */
 export { type EvidenceLocation, evidenceJsonSchemas, verifyEvidence } from './api.js';
+export type { ArtifactStore, BundleBackend, FailedStore, StoredInfo } from './bundle.js';
 export { DirectorySink, type DirectorySinkOptions } from './directory.js';
+export {
+  type BundleIdentity,
+  type BundleSource,
+  type BundleSourceEntry,
+  openBundleWriter,
+} from './kit.js';
 export { MemorySink, type MemorySinkOptions } from './memory.js';
 export { collisionKey, PATH_LIMITS, PathAllocator, sanitizeBundlePath } from './paths.js';
 export type { MemoryBundle } from './readers.js';

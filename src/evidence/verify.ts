@@ -73,7 +73,7 @@ export interface VerifyReport {
   /** What was verified. */
   location: string;
   /** Which reader verified it. */
-  kind: 'directory' | 'tar' | 's3' | 'memory';
+  kind: 'directory' | 'tar' | 's3' | 'memory' | 'custom';
   /**
    * `valid`: complete, nothing wrong, and at least one external anchor matched (or the caller
    * passed `acceptUnanchored`). `unanchored`: complete and internally consistent, but nothing

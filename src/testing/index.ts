@@ -113,3 +113,11 @@ export {
   type StartMotoOptions,
   startMotoServer,
 } from './fake-aws/index.js';
+
+// --- sink conformance ---
+
+export {
+  type ConformanceResult,
+  runSinkConformance,
+  type SinkUnderTest,
+} from './sink-conformance.js';

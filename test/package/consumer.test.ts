@@ -105,7 +105,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Each subpath entry resolves and exports runtime names (`types` is types only). */
 function expectSubpaths(subpaths: Record<string, number>): void {
-  for (const p of ['errors', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'])
+  for (const p of ['errors', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'sink-kit', 'testing', 'fleet'])
     expect(subpaths[p], p).toBeGreaterThan(0);
   expect(subpaths.types).toBe(0);
 }

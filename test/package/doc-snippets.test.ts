@@ -40,7 +40,7 @@ const GIVEN: Record<string, string> = {
     declare const hash: import('node:crypto').Hash;`,
   'docs/aws-evidence.md': `
     declare const kube: import('eks-forensics').KubeClient;
-    declare const bundle: import('eks-forensics/types').BundleWriter;
+    declare const bundle: import('eks-forensics/sink-kit').BundleWriter;
     declare const pod: import('eks-forensics/types').Pod & { spec: { nodeName: string } };`,
   'docs/distroless.md': `
     declare const kube: import('eks-forensics').KubeClient;`,
@@ -50,8 +50,8 @@ const GIVEN: Record<string, string> = {
     declare const signingKey: import('node:crypto').KeyObject;
     declare const publicKey: import('node:crypto').KeyObject;
     declare const callerArn: string;
-    declare const cluster: Parameters<import('eks-forensics/types').BundleWriter['finalize']>[0]['cluster'];
-    declare const targets: Parameters<import('eks-forensics/types').BundleWriter['finalize']>[0]['targets'];`,
+    declare const cluster: Parameters<import('eks-forensics/sink-kit').BundleWriter['finalize']>[0]['cluster'];
+    declare const targets: Parameters<import('eks-forensics/sink-kit').BundleWriter['finalize']>[0]['targets'];`,
   'docs/permissions.md': `
     declare const callerArn: string;`,
   'docs/private-clusters.md': `
@@ -151,6 +151,7 @@ describe('TypeScript blocks in README.md and docs/', () => {
         'eks-forensics/auth': [join(ROOT, 'src/entries/auth.ts')],
         'eks-forensics/ephemeral': [join(ROOT, 'src/entries/ephemeral.ts')],
         'eks-forensics/codecs': [join(ROOT, 'src/entries/codecs.ts')],
+        'eks-forensics/sink-kit': [join(ROOT, 'src/entries/sink-kit.ts')],
       },
     });
     // The page preludes must compile themselves, or the names they give would silently be `any`.

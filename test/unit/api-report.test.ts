@@ -15,6 +15,7 @@ const entries = {
   'eks-forensics/auth': 'src/entries/auth.ts',
   'eks-forensics/ephemeral': 'src/entries/ephemeral.ts',
   'eks-forensics/codecs': 'src/entries/codecs.ts',
+  'eks-forensics/sink-kit': 'src/entries/sink-kit.ts',
   'eks-forensics/testing': 'src/testing/index.ts',
   'eks-forensics/fleet': 'src/fleet/index.ts',
 } as const;

@@ -54,9 +54,18 @@ const { FakeCluster } = require('eks-forensics/testing');
         notFound,
         errorClasses,
         subpaths: Object.fromEntries(
-          ['errors', 'types', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'].map(
-            (p) => [p, Object.keys(require(`eks-forensics/${p}`)).length],
-          ),
+          [
+            'errors',
+            'types',
+            'schemas',
+            'iam',
+            'auth',
+            'ephemeral',
+            'codecs',
+            'sink-kit',
+            'testing',
+            'fleet',
+          ].map((p) => [p, Object.keys(require(`eks-forensics/${p}`)).length]),
         ),
       }),
     );

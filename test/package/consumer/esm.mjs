@@ -45,7 +45,18 @@ try {
     .map(([k, v]) => [k, v.name, instanceName(v)]);
   // Every subpath loads; `types` holds types only, so it has no runtime names.
   const subpaths = {};
-  for (const p of ['errors', 'types', 'schemas', 'iam', 'auth', 'ephemeral', 'codecs', 'testing', 'fleet'])
+  for (const p of [
+    'errors',
+    'types',
+    'schemas',
+    'iam',
+    'auth',
+    'ephemeral',
+    'codecs',
+    'sink-kit',
+    'testing',
+    'fleet',
+  ])
     subpaths[p] = Object.keys(await import(`eks-forensics/${p}`)).length;
   console.log(JSON.stringify({ format: 'esm', targets, errorClasses, subpaths }));
 } finally {
