@@ -25,9 +25,11 @@ export const EXE_INVENTORY_SCRIPT = [
   'C=$1; X=$2; n=0',
   'for d in /proc/[0-9]*; do',
   '  [ -d "$d" ] || continue',
-  '  n=$((n+1)); if [ "$n" -gt "$X" ]; then b cap; e 0; break; fi',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
   '  p=${d##*/}',
+  // this exec's own shell and its wrapper are gone by the time the pull reads their handles
+  '  case $p in "$$"|"$PPID") continue;; esac',
+  '  n=$((n+1)); if [ "$n" -gt "$X" ]; then b cap; e 0; break; fi',
   '  b "$p E"; readlink "$d/exe" 2>/dev/null; e $?',
   '  b "$p M"; dd if="$d/maps" bs=4096 count="$C" 2>/dev/null; e $?',
   'done',
@@ -131,9 +133,13 @@ export async function decodeExeInventory(
         };
         objects.set(key, o);
       }
-      if (isExe && !o.executable) {
+      // the handle of the oldest process (lowest pid) outlives the short-lived ones (an exec's shell)
+      const held = Number(/^\/proc\/(\d+)\//.exec(o.primary)?.[1] ?? Number.MAX_SAFE_INTEGER);
+      if (isExe && (!o.executable || pid < held)) {
         o.executable = true;
         o.primary = `/proc/${pid}/exe`;
+      } else if (!isExe && !o.executable && pid < held) {
+        o.primary = `/proc/${pid}/map_files/${hex(r.start)}-${hex(r.end)}`;
       }
       if (!o.paths.includes(r.path) && o.paths.length < 8) o.paths.push(r.path);
       if (!o.pids.includes(pid) && o.pids.length < 64) o.pids.push(pid);
