@@ -194,7 +194,9 @@ describe.skipIf(skip)('sandbox pods through FakeCluster and kubectl 1.33', () =>
     ]);
     expect(d.code).toBe(0);
     let r: Run = { code: null, stdout: '', stderr: '' };
-    for (let i = 0; i < 50; i++) {
+    // the ephemeral container starts asynchronously (a bwrap sandbox): wait for it up to 30 s
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
       r = await k([
         'exec',
         'box',
