@@ -2,10 +2,12 @@
  * ArtifactCollector: acquires one or many containers with profiles, into one evidence bundle per
  * container, with bounded concurrency, typed progress events and cancellation.
  */
+
+import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ContainerInfo, PodInfo } from '../catalog/index.js';
 import { ConfigError } from '../errors.js';
-import type { BundleWriter, EvidenceSink, FinalizeResult } from '../evidence/index.js';
+import type { BundleWriter, EvidenceSink, FinalizeResult, TimestampAuthority } from '../evidence/index.js';
 import type { UserInfo } from '../kube/index.js';
 import { type Logger, silentLogger } from '../util/index.js';
 import { Budget, DEFAULT_LIMITS } from './budget.js';
@@ -50,6 +52,13 @@ export interface ArtifactCollectorOptions {
    * Default: the `arn` the EKS authenticator reports in SelfSubjectReview `extra`, when present.
    */
   callerArn?: string | undefined;
+  /**
+   * Ed25519 private key (KeyObject or PEM) every bundle's seal is signed with: verify with the
+   * public key pinned (`verifyEvidence(location, { publicKey })`), an external anchor.
+   */
+  signingKey?: KeyObject | string | undefined;
+  /** RFC 3161 timestamp authority asked to timestamp every bundle's manifest hash at finalize. */
+  timestamp?: TimestampAuthority | undefined;
   /** Copy the content of items marked `sensitive` (shadow, credentials, tokens) instead of hashing them. */
   copySensitive?: boolean | undefined;
   /** Force a content strategy when the container supports it (e.g. `framed` to avoid tar). */
@@ -294,7 +303,13 @@ export class ArtifactCollector extends EventEmitter<{ progress: [ProgressEvent] 
     const caseId = n.caseId ?? this.#opts.caseId;
     let bundle: BundleWriter;
     try {
-      bundle = await this.#sink.open({ ...(caseId ? { caseId } : {}), startedAt, logger: this.#logger });
+      bundle = await this.#sink.open({
+        ...(caseId ? { caseId } : {}),
+        ...(this.#opts.signingKey !== undefined ? { signingKey: this.#opts.signingKey } : {}),
+        ...(this.#opts.timestamp !== undefined ? { timestamp: this.#opts.timestamp } : {}),
+        startedAt,
+        logger: this.#logger,
+      });
     } catch (err) {
       const reason = `cannot open a bundle in the sink: ${err instanceof Error ? err.message : String(err)}`;
       const report: TargetReport = {

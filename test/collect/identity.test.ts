@@ -2,6 +2,7 @@
  * `pod-state` records who the pod is (`pod/identity-context.json`, API only): complete when every
  * identity read was granted, `truncated` with the exact RBAC rule when one was denied.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,5 +78,33 @@ describe('pod-state: identity context in the bundle', () => {
     expect(row?.reason).toMatch(/rolebindings/);
     expect(row?.reason).toMatch(/Grant the reader/);
     expect(r?.status).toBe('partial');
+  });
+  it('a collector given a signing key writes bundles that verify anchored on the pinned public key', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const kube = new KubeClient({
+      server: cluster.server,
+      caData: cluster.caData,
+      token: cluster.adminToken,
+    });
+    const c = new ArtifactCollector({
+      sink: new DirectorySink({ root: dir, fsyncArtifacts: false }),
+      profiles: ['pod-state'],
+      signingKey: privateKey,
+    });
+    const pod = await kube.getPod(fx.namespace, fx.pod);
+    const r = (
+      await c.acquire({
+        kube,
+        namespace: fx.namespace,
+        pod: fx.pod,
+        container: pod.spec?.containers[0]?.name ?? 'web',
+      })
+    ).targets[0];
+    const v = await verifyEvidence(r?.location as string, { publicKey });
+    expect(v.status).toBe('valid');
+    expect(v.anchors).toContain('signature');
+    // another key does not vouch for it
+    const other = generateKeyPairSync('ed25519').publicKey;
+    expect((await verifyEvidence(r?.location as string, { publicKey: other })).status).not.toBe('valid');
   });
 });
