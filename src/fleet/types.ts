@@ -194,6 +194,8 @@ export const FinalRecordSchema = z.object({
   at: iso,
   /** True when found finalized after its worker died and committed by another worker. */
   recovered: z.boolean().optional(),
+  /** What the recovered bundle's verification rested on (`signature` with a signing key; none: unanchored). */
+  recoveredAnchors: z.array(z.string()).optional(),
 });
 /** Parsed commit marker. */
 export type FinalRecord = z.infer<typeof FinalRecordSchema>;

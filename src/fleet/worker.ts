@@ -4,8 +4,7 @@
  *
  * @module
  */
-
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ClusterCatalog, ClusterInfo, ConnectOptions } from '../catalog/index.js';
 import {
@@ -635,13 +634,16 @@ async function recover(r: Resolved, keys: SweepKeys, a: AttemptRecord): Promise<
   const store = r.o.store;
   const prefix = keys.bundlePrefix(a.bundleId);
   if (!(await exists(store, prefix + BUNDLE_FILES.manifest))) return undefined;
-  // No external anchor exists for a bundle whose worker died before committing its hash: recovery
-  // rests on the bundle's internal consistency (and the store's Object Lock when the bucket has it).
+  // The worker died before committing the bundle's hash. With a signing key configured the bundle
+  // must verify on that key's public half (an anchor the bundle cannot forge); without one recovery
+  // rests on internal consistency (and the bucket's Object Lock when it has it), and says so.
+  const key = r.o.collector?.signingKey;
   const v = await verifyEvidence(
     { s3: { client: store.client, bucket: store.bucket, prefix } },
-    { acceptUnanchored: true },
+    key !== undefined ? { publicKey: createPublicKey(key) } : { acceptUnanchored: true },
   );
   if (!v.ok || !v.manifestSha256) return undefined;
+  if (key !== undefined && !v.anchors.includes('signature')) return undefined;
   const manifest = await getJson(store, prefix + BUNDLE_FILES.manifest, ManifestSchema, {
     manifest: true,
   }).catch(() => undefined);
@@ -663,6 +665,7 @@ async function recover(r: Resolved, keys: SweepKeys, a: AttemptRecord): Promise<
     bytes,
     at: new Date().toISOString(),
     recovered: true,
+    recoveredAnchors: [...v.anchors],
   };
   const won = await putJson(store, keys.final(a.acquisitionId), final, { create: true });
   Object.assign(a, {

@@ -3,6 +3,7 @@
  * FakeClusters reached with EKS tokens: plan → enqueue → worker processes → report.
  */
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -364,6 +365,48 @@ describe.skipIf(skipWithoutPeer('moto_server', motoServerMissing()))('fleet swee
     );
     const report = await sweepReport({ store, sweepId: 'sw-recover', verify: true });
     expect(report.targets[0]).toMatchObject({ state: 'finalized', attempts: 2, verified: 'valid' });
+  }, 90_000);
+
+  it('with a signing key, recovery rests on the signature: a bundle another key signed is acquired again', async () => {
+    const p = await plan('sw-recover-signed', { labelSelector: 'tier=web', regions: ['eu-west-1'] });
+    const t = p.targets[0];
+    if (!t) throw new Error('no target');
+    const q = await newQueues();
+    const queue = { client: sqs, queueUrl: q.queueUrl };
+    const store = { client: s3, bucket: BUCKET };
+    const k1 = generateKeyPairSync('ed25519').privateKey;
+    const k2 = generateKeyPairSync('ed25519').privateKey;
+    await enqueueSweep(p, { queue, store });
+    const first = await runSweepWorker(workerOptions({ queue, collector: { signingKey: k1 } }));
+    expect(first.outcomes.finalized).toBe(1);
+    const base = `sweeps/sw-recover-signed/targets/${t.acquisitionId}/`;
+    const crash = async (attempt: number) => {
+      await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `${base}final.json` }));
+      const a = AttemptRecordSchema.parse(JSON.parse(await getText(s3, `${base}attempt-${attempt}.json`)));
+      const dead = { ...a, state: 'running', leaseUntil: new Date(Date.now() - 1000).toISOString() };
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: `${base}attempt-${attempt}.json`,
+          Body: JSON.stringify(dead),
+        }),
+      );
+    };
+    await crash(1);
+    await enqueueSweep(p, { queue, store });
+    const s1 = await runSweepWorker(workerOptions({ queue, collector: { signingKey: k1 } }));
+    expect(s1.outcomes).toMatchObject({ recovered: 1 });
+    expect(JSON.parse(await getText(s3, `${base}final.json`))).toMatchObject({
+      attempt: 1,
+      recovered: true,
+      recoveredAnchors: ['signature'],
+    });
+    // a worker holding another key does not take the bundle on trust
+    await crash(1);
+    await enqueueSweep(p, { queue, store });
+    const s2 = await runSweepWorker(workerOptions({ queue, collector: { signingKey: k2 } }));
+    expect(s2.outcomes).toMatchObject({ recovered: 0, finalized: 1 });
+    expect(JSON.parse(await getText(s3, `${base}final.json`))).toMatchObject({ attempt: 2 });
   }, 90_000);
 
   it('a forged message (id not derived from its target) goes to the DLQ with the reason', async () => {
