@@ -142,7 +142,9 @@ describe('executable hashes: inventory and pull decoding', () => {
     expect(r.hashes[0]?.sha256).toBe(sha256('abc'));
     expect(r.hashes[3]?.bytes).toBe(10);
     expect(() => exePullArgv('sh', [{ ...o(1), primary: '/etc/shadow' }])).toThrow(RangeError);
-    expect(exeInventoryArgv('sh').slice(3)).toEqual(['eksf-exeinv', '256', '4096']);
+    expect(exeInventoryArgv('sh').slice(3)).toEqual(['eksf-exeinv', '256', '4096', '/proc']);
+    expect(() => exeInventoryArgv('sh', 256, 4096, '/proc/../etc')).toThrow(RangeError);
+    expect(() => exeInventoryArgv('sh', 256, 4096, '/tmp/x; rm -rf /')).toThrow(RangeError);
   });
 });
 

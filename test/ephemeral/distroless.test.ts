@@ -211,6 +211,13 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     expect(procs.some((p) => p.cmdline === 'sleep 1800')).toBe(false);
     // while the target's own `sleep 3600` (child of the planted reverse shell) is there
     expect(procs.some((p) => p.cmdline === 'sleep 3600')).toBe(true);
+    // nor are the debug container's binaries among the target's executable hashes
+    const exe = json<{ hashes: { paths: string[]; pids: number[] }[] }>(
+      loc,
+      'containers/app/proc/exe-hashes.json',
+    );
+    expect(exe.hashes.some((h) => h.paths.includes('/app/server'))).toBe(true);
+    expect(exe.hashes.filter((h) => h.pids.some((p) => scan.choice.debugPids.includes(p)))).toEqual([]);
     for (const pid of scan.choice.debugPids) expect(procs.some((p) => p.pid === pid)).toBe(false);
     expect(procs.find((p) => p.pid === 1)?.cmdline).toBe('/app/server');
     // self/… describes the target's main process, not the debug shell

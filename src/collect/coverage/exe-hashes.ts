@@ -22,8 +22,9 @@ const PRELUDE = [
  */
 export const EXE_INVENTORY_SCRIPT = [
   ...PRELUDE,
-  'C=$1; X=$2; n=0',
-  'for d in /proc/[0-9]*; do',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+  'C=$1; X=$2; B=${3:-/proc}; n=0',
+  'for d in "$B"/[0-9]*; do',
   '  [ -d "$d" ] || continue',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
   '  p=${d##*/}',
@@ -52,14 +53,29 @@ export const EXE_PULL_SCRIPT = [
 ].join('\n');
 
 /** argv of the inventory exec. */
-export function exeInventoryArgv(shell: string, mapsPages = 256, maxProcesses = 4096): string[] {
+export function exeInventoryArgv(
+  shell: string,
+  mapsPages = 256,
+  maxProcesses = 4096,
+  procBase = '/proc',
+): string[] {
+  if (!/^\/[A-Za-z0-9._/-]{0,255}$/.test(procBase) || procBase.split('/').includes('..'))
+    throw new RangeError(`invalid proc base ${procBase}`);
   for (const [n, v] of [
     ['mapsPages', mapsPages],
     ['maxProcesses', maxProcesses],
   ] as const) {
     if (!Number.isInteger(v) || v < 1 || v > 1_000_000) throw new RangeError(`invalid ${n} ${v}`);
   }
-  return [shell, '-c', EXE_INVENTORY_SCRIPT, 'eksf-exeinv', String(mapsPages), String(maxProcesses)];
+  return [
+    shell,
+    '-c',
+    EXE_INVENTORY_SCRIPT,
+    'eksf-exeinv',
+    String(mapsPages),
+    String(maxProcesses),
+    procBase,
+  ];
 }
 
 /** One mapped object (file identity = device + inode). */
@@ -308,6 +324,11 @@ export interface HashExecutablesOptions {
   maxBytes?: number | undefined;
   /** Processes inventoried at most (default 4096). */
   maxProcesses?: number | undefined;
+  /**
+   * Where the target's processes are listed (default `/proc`; through an ephemeral debug container,
+   * its view of the target's processes only, so the debug container's own binaries are left out).
+   */
+  procBase?: string | undefined;
 }
 
 /** Result of {@link hashExecutables}. */
@@ -325,7 +346,10 @@ export interface ExecutableHashes {
 export async function hashExecutables(opts: HashExecutablesOptions): Promise<ExecutableHashes> {
   const reasons: string[] = [];
   const key = newFrameKey();
-  const inv = await opts.exec(exeInventoryArgv(opts.shell, 256, opts.maxProcesses ?? 4096), { stdin: true });
+  const inv = await opts.exec(
+    exeInventoryArgv(opts.shell, 256, opts.maxProcesses ?? 4096, opts.procBase ?? '/proc'),
+    { stdin: true },
+  );
   const s1 = await sendStdin(inv, `${key}\n`);
   if (s1) reasons.push(`inventory stdin: ${s1}`);
   const inventory = await decodeExeInventory(demuxFrames(inv.stdout, key), { maxObjects: opts.maxObjects });

@@ -473,7 +473,13 @@ async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number
     return;
   }
   const { exec, verdicts } = doorCoverageExec(env.door, 'exe-hashes');
-  const r = await hashExecutables({ exec, shell: shellOf(env), maxBytes, maxProcesses });
+  const r = await hashExecutables({
+    exec,
+    shell: shellOf(env),
+    maxBytes,
+    maxProcesses,
+    procBase: env.view.fs.procBase,
+  });
   let v = derivedVerdict(await Promise.all(verdicts));
   for (const text of r.reasons) v = withProblem(v, 'truncated', reason('cap', `exe-hashes: ${text}`, path));
   const body = {
