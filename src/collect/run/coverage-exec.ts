@@ -8,7 +8,29 @@ import { once } from 'node:events';
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import type { CoverageExec } from '../coverage/index.js';
 import type { Door } from './door.js';
-import type { Verdict } from './verdict.js';
+import type { PhaseEnv } from './env.js';
+import { reason } from './reasons.js';
+import { derivedVerdict, type Verdict, withProblem } from './verdict.js';
+
+/** Whether the target can stream file bytes to a coverage item (binary-safe `dd`, not builtins only). */
+export function canPullBytes(env: PhaseEnv): boolean {
+  return env.strategy.volatile !== 'builtins' && env.probe !== undefined && 'dd' in env.probe.tools;
+}
+
+/**
+ * The verdict of a coverage item's document: the worst of its execs' verdicts, `truncated` for
+ * every problem the item itself reported (a cap, a cut stream, a weak hash).
+ */
+export async function coverageVerdict(
+  verdicts: readonly Promise<Verdict>[],
+  problems: readonly string[],
+  label: string,
+  path: string,
+): Promise<Verdict> {
+  let v = derivedVerdict(await Promise.all(verdicts));
+  for (const text of problems) v = withProblem(v, 'truncated', reason('cap', `${label}: ${text}`, path));
+  return v;
+}
 
 /** Largest stdin a coverage exec may send (its frame key, a few argv-sized lines). */
 const MAX_STDIN = 64 * 1024;

@@ -6,12 +6,8 @@
  */
 import { checkIntegrity } from '../../coverage/index.js';
 import type { IntegrityItem } from '../../schema.js';
-import { parseSize } from '../../size.js';
-import { doorCoverageExec } from '../coverage-exec.js';
+import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exec.js';
 import { type PhaseEnv, shellOf } from '../env.js';
-import { reason } from '../reasons.js';
-import { derivedVerdict, withProblem } from '../verdict.js';
-import { readModeOf } from './volatile.js';
 
 /** Runs the `integrity` items of all profiles as one check (the union of their directories, the largest caps). */
 export async function integrityStep(
@@ -26,7 +22,7 @@ export async function integrityStep(
     item: items.map((x) => x.item.id).join(','),
   };
   const meta = env.meta(src, { contentType: 'application/json' });
-  if (readModeOf(env) === 'builtins' || !env.probe || !('dd' in env.probe.tools)) {
+  if (!canPullBytes(env)) {
     await env.store.record(path, 'skipped', 'the integrity check needs `dd` in the container', meta);
     return;
   }
@@ -34,17 +30,10 @@ export async function integrityStep(
     ? undefined
     : [...new Set(items.flatMap((x) => x.item.dirs ?? []))];
   const maxPullFiles = Math.max(...items.map((x) => x.item.maxPullFiles ?? 5000));
-  const maxPullBytes = Math.max(
-    ...items.map(
-      (x) =>
-        (x.item.maxPullBytes === undefined ? undefined : parseSize(x.item.maxPullBytes)) ?? 512 * 1024 * 1024,
-    ),
-  );
+  const maxPullBytes = Math.max(...items.map((x) => x.item.maxPullBytes ?? 512 * 1024 * 1024));
   const { exec, verdicts } = doorCoverageExec(env.door, 'integrity');
   const r = await checkIntegrity({ exec, shell: shellOf(env), dirs, maxPullFiles, maxPullBytes });
-  let v = derivedVerdict(await Promise.all(verdicts));
-  for (const text of r.report.reasons)
-    v = withProblem(v, 'truncated', reason('cap', `integrity: ${text}`, path));
+  const v = await coverageVerdict(verdicts, r.report.reasons, 'integrity', path);
   const high = r.findings.filter((f) => f.severity === 'high').length;
   env.log({ event: 'integrity', checked: r.report.checked, counts: r.report.counts, high, execs: r.execs });
   const body = { ...r.report, findings: r.findings, pulledBytes: r.pulledBytes, execs: r.execs };

@@ -148,16 +148,8 @@ export async function metadataPhase(
   let execs = 0;
   while (todo.length > 0 && !env.signal.aborted) {
     // as many roots as fit in one argv (the exec's URL carries every argument), at least one
-    let chars = 0;
-    let take = 0;
-    while (take < todo.length) {
-      const len = (jobs[todo[take] as number]?.root.length ?? 0) + 16;
-      if (take > 0 && chars + len > env.limits.maxArgvChars) break;
-      chars += len;
-      take++;
-    }
-    const batch = todo.slice(0, take);
-    const later = todo.slice(take);
+    const batch = batchByChars(todo, (i) => jobs[i]?.root ?? '', env.limits.maxArgvChars)[0] ?? [];
+    const later = todo.slice(batch.length);
     const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
     const argv = listingArgv(
       shell,

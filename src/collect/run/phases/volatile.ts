@@ -10,12 +10,11 @@ import { demuxFrames, newFrameKey } from '../../frames.js';
 import type { ProcItem } from '../../schema.js';
 import { batchByChars, procBytesArgv, type ReadMode, volatileArgv } from '../../scripts.js';
 import type { EnvironMode } from '../../sensitive.js';
-import { parseSize } from '../../size.js';
-import { doorCoverageExec } from '../coverage-exec.js';
+import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exec.js';
 import { afterExec, frameVerdict } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import { derivedVerdict, type ReceiverFinding, type Verdict, withProblem } from '../verdict.js';
+import type { ReceiverFinding, Verdict } from '../verdict.js';
 
 const WRITABLE_EXE = /^(\/tmp\/|\/var\/tmp\/|\/dev\/shm\/|\/run\/|\/home\/|\/root\/|memfd:)/;
 const PID = /^\d{1,10}$/;
@@ -249,12 +248,13 @@ export async function procStep(
     );
   }
   const hashing = per.filter((p) => p.hashMapped);
-  if (hashing.length > 0) {
-    const sizes = hashing.map(
-      (p) => (p.maxHashBytes === undefined ? undefined : parseSize(p.maxHashBytes)) ?? 256 * 1024 * 1024,
+  if (hashing.length > 0)
+    await exeHashStep(
+      env,
+      Math.max(...hashing.map((p) => p.maxHashBytes ?? 256 * 1024 * 1024)),
+      maxProcs,
+      src,
     );
-    await exeHashStep(env, Math.max(...sizes), maxProcs, mode, src);
-  }
   if (exeMode === 'none' || maxExe === 0 || per.length === 0) return;
   if (mode === 'builtins') {
     if (table.some((r) => r.exeDeleted))
@@ -465,10 +465,10 @@ async function procBytes(
  * the document inherits every exec's verdict and is `truncated` when a cap left files out or a
  * hash is of a prefix or was read by path.
  */
-async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, mode: ReadMode, src: Src) {
+async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, src: Src) {
   const path = env.c('proc/exe-hashes.json');
   const meta = env.meta(src, { contentType: 'application/json' });
-  if (mode === 'builtins' || !env.probe || !('dd' in env.probe.tools)) {
+  if (!canPullBytes(env)) {
     await env.store.record(path, 'skipped', 'executable hashes need `dd` in the container', meta);
     return;
   }
@@ -480,8 +480,7 @@ async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number
     maxProcesses,
     procBase: env.view.fs.procBase,
   });
-  let v = derivedVerdict(await Promise.all(verdicts));
-  for (const text of r.reasons) v = withProblem(v, 'truncated', reason('cap', `exe-hashes: ${text}`, path));
+  const v = await coverageVerdict(verdicts, r.reasons, 'exe-hashes', path);
   const body = {
     processes: r.processes,
     bytesRead: r.bytes,
