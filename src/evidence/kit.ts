@@ -16,6 +16,7 @@ import type { BundleInit, BundleWriter } from './types.js';
 import {
   type BundleEntry,
   type BundleReader,
+  nameInLocation,
   parseSidecar,
   TOO_LARGE,
   type VerifyProblem,
@@ -95,10 +96,17 @@ export class SourceReader implements BundleReader {
   constructor(source: BundleSource) {
     this.#s = source;
     this.location = String(source.location);
-    this.placeName = String(source.placeName);
+    // the place is what the report shows: the location's last component, whatever else is claimed
+    this.placeName = nameInLocation(this.location);
   }
 
   async list(problems: VerifyProblem[]): Promise<BundleEntry[]> {
+    const claimed = String(this.#s.placeName);
+    if (claimed !== this.placeName)
+      problems.push({
+        code: 'identity',
+        message: `the bundle source names its place ${JSON.stringify(claimed)} but its location ${this.location} ends in ${JSON.stringify(this.placeName)}`,
+      });
     try {
       const listed = await this.#s.list();
       return listed.map((e) => ({ path: String(e.path), size: Number(e.bytes) }));

@@ -122,6 +122,11 @@ describe('verifying a third-party bundle through its source', () => {
     };
     const r1 = await verifyEvidence({ source: escaping }, { expectedManifestSha256: fin.manifestSha256 });
     expect(r1.status).toBe('invalid');
+    // a source whose claimed place and location disagree is not believed on either
+    const inconsistent: BundleSource = { ...honest, location: 'kv://ev/acq-kv-2' };
+    const r0 = await verifyEvidence({ source: inconsistent }, { expectedManifestSha256: fin.manifestSha256 });
+    expect(r0.status).toBe('invalid');
+    expect(r0.problems.filter((p) => p.code === 'identity').length).toBeGreaterThan(0);
     const replayed: BundleSource = { ...honest, placeName: 'acq-kv-2', location: 'kv://ev/acq-kv-2' };
     const r2 = await verifyEvidence({ source: replayed }, { expectedManifestSha256: fin.manifestSha256 });
     expect(r2.status).toBe('invalid');
