@@ -63,6 +63,15 @@ describe('environment policy', () => {
     const long = applyEnvPolicy(env({ LD_PRELOAD: 'x'.repeat(10_000) }), 'hash')[0];
     expect([long?.value.length, long?.truncated]).toEqual([4096, true]);
     expect(redactProxyCredentials('socks5://u@h:1')).toBe('socks5://u@h:1');
+    // no scheme, an @ in the password, a list of proxies: no password survives
+    for (const v of [
+      'user:s3cretA@host:3128',
+      'http://u:sec@s3cretB@h:1/x',
+      'http://u:s3cretC@h, https://v:s3cretD@i',
+    ])
+      expect(redactProxyCredentials(v)).not.toMatch(/s3cret/);
+    expect(redactProxyCredentials('http://u:sec@ret@h:1/p')).toBe('http://u:***@h:1/p');
+    expect(redactProxyCredentials('http://a:x@h,http://b:y@i')).toBe('http://a:***@h,http://b:***@i');
   });
 });
 

@@ -114,12 +114,25 @@ function judge(name: string, category: EnvCategory, value: string): { suspicious
   }
 }
 
-/** Removes the password of a URL's userinfo (`http://user:pass@host` → `http://user:***@host`). */
+/**
+ * Removes the password of every proxy URL's userinfo (`http://user:pass@host` →
+ * `http://user:***@host`), with or without a scheme, in lists (`a,b` or space separated), and when
+ * the password itself holds `@` (the userinfo ends at the last `@` before the path).
+ */
 export function redactProxyCredentials(value: string): string {
-  return value.replace(
-    /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^@/\s:]*):([^@/\s]*)@/,
-    (_m, s: string, u: string) => `${s}${u}:***@`,
-  );
+  return value
+    .split(/([\s,;]+)/)
+    .map((token) => {
+      const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(token)?.[0] ?? '';
+      const rest = token.slice(scheme.length);
+      const slash = rest.indexOf('/');
+      const authority = slash < 0 ? rest : rest.slice(0, slash);
+      const at = authority.lastIndexOf('@');
+      const colon = at < 0 ? -1 : authority.slice(0, at).indexOf(':');
+      if (colon < 0) return token;
+      return `${scheme}${authority.slice(0, colon)}:***@${rest.slice(at + 1)}`;
+    })
+    .join('');
 }
 
 /**
