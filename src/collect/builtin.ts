@@ -290,7 +290,10 @@ function build(name: string, description: string, items: ItemInput[]): ProfileSp
   return parseProfileSpec({ name, description, version: 1, items }, `built-in profile ${name}`);
 }
 
-/** Built-in profiles by name: `pod-state`, `volatile`, `files`, `triage`, `full`. */
+/**
+ * Built-in profiles by name: `pod-state`, `volatile`, `files`, `triage`, `full`, and the opt-in
+ * `memory` (add it next to another, e.g. `['full', 'memory']`).
+ */
 export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.freeze({
   'pod-state': build(
     'pod-state',
@@ -326,6 +329,29 @@ export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.fr
           'C12: binaries and libraries of the bin and lib directories against the package databases (dpkg, apk), hashed on our side: modified, missing, unpackaged executables',
         maxPullFiles: 5000,
         maxPullBytes: '512MB',
+      },
+    ],
+  ),
+  memory: build(
+    'memory',
+    'B10 (opt-in): memory of suspect processes (deleted executables, executables in writable dirs or memfds, open memfds) as ELF cores with a region index; 4 processes, 256 MiB each, 1 GiB per target',
+    [
+      {
+        id: 'memory-processes',
+        kind: 'proc',
+        description: 'the process table the memory selection reads (name, status, command line, links)',
+        perProcess: { fields: ['cmdline', 'comm', 'status'], links: true, maxProcesses: 2000 },
+        maxBytesPerFile: '1MB',
+      },
+      {
+        id: 'memory',
+        kind: 'memory',
+        description:
+          'B10: /proc/<pid>/mem of the suspects by the ranges in maps, read with dd, hashed on our side, as an ELF core (PT_LOAD per region, NT_PRSTATUS/NT_PRPSINFO/NT_AUXV/NT_FILE) and an index; unreadable regions recorded with the reason',
+        select: 'suspects',
+        maxProcesses: 4,
+        maxBytesPerProcess: '256MB',
+        maxBytesPerTarget: '1GB',
       },
     ],
   ),

@@ -43,6 +43,8 @@ export {
   type IntegrityItem,
   IntegrityItemSchema,
   loadProfileFile,
+  type MemoryItem,
+  MemoryItemSchema,
   type ProcField,
   ProcFieldSchema,
   type ProcItem,

@@ -199,6 +199,50 @@ export const IntegrityItemSchema = z.strictObject({
 /** An `integrity` item. */
 export type IntegrityItem = z.infer<typeof IntegrityItemSchema>;
 
+/**
+ * A `memory` item (opt-in): process memory as an ELF core per process (`memory/<pid>.core`, which
+ * `gdb` and `readelf` open) with an index of every region (`memory/<pid>.index.json`: start, end,
+ * perms, offset, path, bytes, SHA-256, what could not be read and why), and `memory/selection.json`
+ * (which processes and why). Runs in the volatile phase, after the `proc` items: by default it
+ * takes the suspects they found (deleted executables, executables in writable directories or
+ * memfds, open memfds), so a profile with `select: 'suspects'` needs a `proc` item with
+ * per-process links. Needs `dd` in the container and ptrace access to the process.
+ */
+export const MemoryItemSchema = z.strictObject({
+  id,
+  kind: z.literal('memory'),
+  description: z.string().max(500).optional(),
+  /** `suspects` (default): processes the volatile phase flags; `all`: every process; `none`: only `pids`. */
+  select: z.enum(['suspects', 'all', 'none']).optional(),
+  /** Process ids (in the container's PID namespace) always taken, before the selection. */
+  pids: z.array(z.number().int().min(1).max(4_194_304)).max(256).optional(),
+  /** Only processes whose name, command line or executable matches this regular expression. */
+  match: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(
+      (v) => {
+        try {
+          new RegExp(v);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: 'not a valid regular expression' },
+    )
+    .optional(),
+  /** Processes acquired at most (default 4); the rest are listed in `selection.json` as left out. */
+  maxProcesses: z.number().int().min(1).max(256).optional(),
+  /** Bytes of memory read at most per process (default 256 MiB). */
+  maxBytesPerProcess: size.optional(),
+  /** Bytes of memory read at most per target (default 1 GiB). */
+  maxBytesPerTarget: size.optional(),
+});
+/** A `memory` item. */
+export type MemoryItem = z.infer<typeof MemoryItemSchema>;
+
 /** Any item of a declarative profile. */
 export const ProfileItemSchema = z.discriminatedUnion('kind', [
   FileItemSchema,
@@ -206,6 +250,7 @@ export const ProfileItemSchema = z.discriminatedUnion('kind', [
   CommandItemSchema,
   ApiItemSchema,
   IntegrityItemSchema,
+  MemoryItemSchema,
 ]);
 /** Any item of a declarative profile. */
 export type ProfileItem = z.infer<typeof ProfileItemSchema>;

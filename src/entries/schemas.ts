@@ -15,6 +15,7 @@ export {
   FileContentModeSchema,
   FileItemSchema,
   IntegrityItemSchema,
+  MemoryItemSchema,
   ProcFieldSchema,
   ProcItemSchema,
   ProfileItemSchema,

@@ -124,6 +124,7 @@ export type {
   JwtRecord,
   ListedEntry,
   ListingStrategy,
+  MemoryItem,
   MetadataFindings,
   Phase,
   ProbeFeature,

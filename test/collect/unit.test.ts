@@ -99,8 +99,10 @@ describe('declarative profile schema', () => {
     }
   });
 
-  it('ships the five built-in profiles, validated', () => {
-    expect(BUILTIN_PROFILE_NAMES).toEqual(['pod-state', 'volatile', 'files', 'triage', 'full']);
+  it('ships the six built-in profiles, validated; memory is opt-in (not in full)', () => {
+    expect(BUILTIN_PROFILE_NAMES).toEqual(['pod-state', 'volatile', 'files', 'triage', 'full', 'memory']);
+    expect(BUILTIN_PROFILES.full?.items.some((i) => i.kind === 'memory')).toBe(false);
+    expect(BUILTIN_PROFILES.memory?.items.map((i) => i.kind)).toEqual(['proc', 'memory']);
     expect(BUILTIN_PROFILES['pod-state']?.items.every((i) => i.kind === 'api')).toBe(true);
     const triage = BUILTIN_PROFILES.triage;
     const shadow = triage?.items.find((i) => i.id === 'shadow');

@@ -13,6 +13,7 @@ import {
   CommandItemSchema,
   FileItemSchema,
   IntegrityItemSchema,
+  MemoryItemSchema,
   ProcItemSchema,
   type ProfileItem,
 } from '../schema.js';
@@ -72,6 +73,7 @@ export const ITEM_KINDS: Readonly<Record<ProfileItem['kind'], ItemKind>> = Objec
   command: command as unknown as ItemKind,
   file: { schema: FileItemSchema, phase: 'metadata', runner: 'builtin' },
   integrity: { schema: IntegrityItemSchema, phase: 'content', runner: 'builtin' },
+  memory: { schema: MemoryItemSchema, phase: 'volatile', runner: 'builtin' },
 });
 
 /** Runs the exec-kind items of `phase` through the door, in profile order. */

@@ -22,7 +22,7 @@ import {
   type ProbeResult,
   type Strategy,
 } from '../probe.js';
-import type { ApiItem, FileItem, ProcItem, ProfileItem, ProfileSpec } from '../schema.js';
+import type { ApiItem, FileItem, MemoryItem, ProcItem, ProfileItem, ProfileSpec } from '../schema.js';
 import type {
   ArtifactProfile,
   CollectLimits,
@@ -42,6 +42,7 @@ import { runExecItems } from './kinds.js';
 import { apiPhase } from './phases/api.js';
 import { contentPhase } from './phases/content.js';
 import { integrityStep } from './phases/integrity.js';
+import { memoryStep } from './phases/memory.js';
 import { metadataPhase } from './phases/metadata.js';
 import { probePhase } from './phases/probe.js';
 import { procStep } from './phases/volatile.js';
@@ -298,7 +299,9 @@ export class TargetRun {
           'volatile',
           specs.flatMap((s) => s.items.map((item) => ({ profile: s.name, item }))),
         );
-        await procStep(env, itemsOf(specs, 'proc') as { profile: string; item: ProcItem }[]);
+        const table = await procStep(env, itemsOf(specs, 'proc') as { profile: string; item: ProcItem }[]);
+        const memory = itemsOf(specs, 'memory') as { profile: string; item: MemoryItem }[];
+        if (memory.length > 0) await this.#guard('memory', () => memoryStep(this.#env(), memory, table));
       });
       await runCode('volatile');
       const withHomes = (await this.#guard('homes', () => expandHomeFiles(this.#env(), specs))) ?? specs;

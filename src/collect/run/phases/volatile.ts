@@ -43,8 +43,8 @@ type Src = { kind: string; profile?: string; item?: string };
 export async function procStep(
   env: PhaseEnv,
   items: readonly { profile: string; item: ProcItem }[],
-): Promise<void> {
-  if (items.length === 0) return;
+): Promise<readonly ProcRow[] | undefined> {
+  if (items.length === 0) return undefined;
   const files = [...new Set(items.flatMap((x) => x.item.files ?? []))];
   const per = items.map((x) => x.item.perProcess).filter((p) => p !== undefined);
   const fields = [...new Set(per.flatMap((p) => p.fields))];
@@ -255,20 +255,44 @@ export async function procStep(
       maxProcs,
       src,
     );
-  if (exeMode === 'none' || maxExe === 0 || per.length === 0) return;
+  const rows = per.length > 0 ? table : undefined;
+  if (exeMode === 'none' || maxExe === 0 || per.length === 0) return rows;
   if (mode === 'builtins') {
     if (table.some((r) => r.exeDeleted))
       env.reasons.add(
         reason('degraded', 'deleted executables present but not recoverable with shell builtins only'),
       );
-    return;
+    return rows;
   }
   const rels = processBytesWanted(table, exeMode);
   for (const batch of batchByChars(rels, (r) => r, env.limits.maxArgvChars))
     await procBytes(env, batch, maxExe, mode, src, table);
+  return rows;
 }
 
-interface ProcRow {
+/**
+ * Why a process is a suspect for the memory item: a deleted executable, an executable in a
+ * writable directory or a memfd, an open memfd or deleted file. Empty when it is not one.
+ */
+export function suspectReasons(r: ProcRow): string[] {
+  const why: string[] = [];
+  if (r.collector) return why;
+  const exe = r.exe ?? '';
+  if (exe.endsWith(' (deleted)')) why.push('deleted executable');
+  if (exe.startsWith('memfd:')) why.push('executable is a memfd');
+  else if (WRITABLE_EXE.test(exe)) why.push('executable in a writable directory');
+  for (const [fd, target] of Object.entries(r.fds)) {
+    if (!/^\d+$/.test(fd)) continue;
+    if (target.startsWith('memfd:')) {
+      why.push(`fd ${fd} is a memfd`);
+      break;
+    }
+  }
+  return why;
+}
+
+/** One row of `proc/processes.json`. */
+export interface ProcRow {
   pid: number;
   ppid?: number | undefined;
   name?: string | undefined;
