@@ -85,7 +85,13 @@ function volatile(exe: 'deleted' | 'writable'): ItemInput[] {
   ];
 }
 
-function files(caps: { logs: string; drops: string; depth: number; etcAll: boolean }): ItemInput[] {
+function files(caps: {
+  logs: string;
+  drops: string;
+  depth: number;
+  etcAll: boolean;
+  wholeFs?: boolean;
+}): ItemInput[] {
   const items: ItemInput[] = [
     {
       id: 'accounts',
@@ -250,27 +256,46 @@ function files(caps: { logs: string; drops: string; depth: number; etcAll: boole
       ],
       maxFileSize: '64MB',
     },
-    {
-      id: 'bodyfile',
-      kind: 'file',
-      description: 'C9: bodyfile-style metadata of writable and persistence locations (no content)',
-      paths: [
-        '/etc',
-        '/root',
-        '/home',
-        '/tmp',
-        '/var/tmp',
-        '/dev/shm',
-        '/usr/local/bin',
-        '/usr/local/sbin',
-        '/opt',
-        '/srv',
-        '/run',
-      ],
-      maxDepth: caps.depth,
-      content: 'metadata',
-      maxFiles: 20_000,
-    },
+    caps.wholeFs
+      ? {
+          id: 'bodyfile',
+          kind: 'file',
+          description:
+            'C9: whole-filesystem timeline (bodyfile with birth time where stat gives it): one root per top-level directory and mount point, pseudo filesystems left out; SUID/SGID and world-writable findings across it (no content)',
+          paths: ['/'],
+          wholeFilesystem: true,
+          maxDepth: 64,
+          content: 'metadata',
+          maxFiles: 1_000_000,
+        }
+      : {
+          id: 'bodyfile',
+          kind: 'file',
+          description:
+            'C9: bodyfile-style metadata of writable, persistence and executable locations (no content)',
+          paths: [
+            '/etc',
+            '/root',
+            '/home',
+            '/tmp',
+            '/var/tmp',
+            '/dev/shm',
+            '/usr/local/bin',
+            '/usr/local/sbin',
+            '/opt',
+            '/srv',
+            '/run',
+            '/bin',
+            '/sbin',
+            '/usr/bin',
+            '/usr/sbin',
+            '/app',
+            '/var/www',
+          ],
+          maxDepth: caps.depth,
+          content: 'metadata',
+          maxFiles: 20_000,
+        },
   ];
   if (caps.etcAll) {
     items.push({
@@ -321,7 +346,7 @@ export const BUILTIN_PROFILES: Readonly<Record<string, ProfileSpec>> = Object.fr
     [
       ...podState,
       ...volatile('writable'),
-      ...files({ logs: '1GB', drops: '100MB', depth: 12, etcAll: true }),
+      ...files({ logs: '1GB', drops: '100MB', depth: 12, etcAll: true, wholeFs: true }),
       {
         id: 'integrity',
         kind: 'integrity',

@@ -28,6 +28,8 @@ export interface ListedEntry {
   mtime?: number | undefined;
   /** Status-change time (epoch seconds). */
   ctime?: number | undefined;
+  /** Birth time (epoch seconds), where `stat` and the filesystem give it. */
+  birth?: number | undefined;
   /** Whether the name can be sent back as an exec argument (valid UTF-8, no NUL). */
   requestable: boolean;
 }
@@ -88,7 +90,9 @@ export function parseListing(raw: Buffer, rootPrefix: string, maxEntries: number
   return { entries, rejected, capped };
 }
 
-const STAT_PREFIX = /(\d+)\|([0-9a-fA-F]+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|/y;
+/** The nine numeric fields, then birth time (`%W`: seconds, `0` when unknown, or the letter back from a `stat` without it). */
+const STAT_PREFIX =
+  /(\d+)\|([0-9a-fA-F]+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d+)\|(\d{1,12}|[^|\n\d][^|\n]{0,15})\|/y;
 
 /** Type letter from a raw st_mode. */
 export function typeFromMode(mode: number): ListedEntry['type'] {
@@ -105,7 +109,7 @@ export function typeFromMode(mode: number): ListedEntry['type'] {
 }
 
 /**
- * Applies `stat -c '%i|%f|%h|%u|%g|%s|%X|%Y|%Z|%n'` output to `entries` (in the order their full
+ * Applies `stat -c '%i|%f|%h|%u|%g|%s|%X|%Y|%Z|%W|%n'` output to `entries` (in the order their full
  * paths were passed). A record is accepted only when its name is exactly the next expected name.
  * Returns how many entries got metadata.
  */
@@ -121,7 +125,9 @@ export function applyStatOutput(
     if (!m) continue;
     const after = STAT_PREFIX.lastIndex;
     if (!out.startsWith(`${full}\n`, after)) continue;
-    const nums = m.slice(1).map((v, i) => (i === 1 ? Number.parseInt(v, 16) : Number(v)));
+    const nums = m.slice(1, 10).map((v, i) => (i === 1 ? Number.parseInt(v, 16) : Number(v)));
+    const birth = /^\d+$/.test(m[10] ?? '') ? Number(m[10]) : 0;
+    entry.birth = birth > 0 ? birth : undefined;
     entry.inode = nums[0];
     entry.mode = nums[1];
     entry.nlink = nums[2];
@@ -167,7 +173,7 @@ export function renderBodyfile(entries: readonly ListedEntry[]): string {
   for (const e of entries) {
     const f = (v: number | undefined) => (v === undefined ? '' : String(v));
     lines.push(
-      `0|${escapeBodyName(e.path)}|${f(e.inode)}|${modeString(e.mode, e.type)}|${f(e.uid)}|${f(e.gid)}|${f(e.size)}|${f(e.atime)}|${f(e.mtime)}|${f(e.ctime)}|0`,
+      `0|${escapeBodyName(e.path)}|${f(e.inode)}|${modeString(e.mode, e.type)}|${f(e.uid)}|${f(e.gid)}|${f(e.size)}|${f(e.atime)}|${f(e.mtime)}|${f(e.ctime)}|${e.birth ?? 0}`,
     );
   }
   return lines.length ? `${lines.join('\n')}\n` : '';

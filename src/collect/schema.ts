@@ -44,40 +44,59 @@ export const FileContentModeSchema = z.enum(['copy', 'hash', 'jwt', 'metadata'])
 export type FileContentMode = z.infer<typeof FileContentModeSchema>;
 
 /** A `file` item: paths or globs, regular files only. */
-export const FileItemSchema = z.strictObject({
-  id,
-  kind: z.literal('file'),
-  description: z.string().max(500).optional(),
-  /** Absolute paths; `*`, `?`, `[…]` match inside one segment, `**` any depth (bounded by maxDepth). */
-  paths: z.array(absolutePath).min(1).max(256),
-  /** Globs matched against the full path or the base name; matches are listed but not read. */
-  exclude: z.array(z.string().min(1).max(512)).max(256).optional(),
-  /** Depth below the fixed prefix of a path that `**` or a directory may reach. Default 8. */
-  maxDepth: z.number().int().min(0).max(64).optional(),
-  /** Files larger than this are listed (metadata) but their content is skipped. Default 10 MiB. */
-  maxFileSize: size.optional(),
-  /** Default `copy`. */
-  content: FileContentModeSchema.optional(),
-  /** The content is a secret: only `copySensitive: true` on the collector upgrades it to `copy`. */
-  sensitive: z.boolean().optional(),
-  /** Most files matched by this item (default 5000); more are listed in the report as skipped. */
-  maxFiles: z.number().int().min(1).max(1_000_000).optional(),
-  /**
-   * Relative paths (e.g. `.bash_history`; no globs, no `..`) looked for in the home directory of every
-   * account in the container's `/etc/passwd` as well, so homes outside `/root` and `/home`
-   * (`/var/www`, service users) are searched. At most 256 homes.
-   */
-  homeFiles: z
-    .array(
-      z
-        .string()
-        .max(256)
-        .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,7}$/)
-        .refine((n) => n.split('/').every((p) => p !== '.' && p !== '..'), 'no . or .. segments'),
-    )
-    .max(32)
-    .optional(),
-});
+export const FileItemSchema = z
+  .strictObject({
+    id,
+    kind: z.literal('file'),
+    description: z.string().max(500).optional(),
+    /** Absolute paths; `*`, `?`, `[…]` match inside one segment, `**` any depth (bounded by maxDepth). */
+    paths: z
+      .array(z.union([z.literal('/'), absolutePath]))
+      .min(1)
+      .max(256),
+    /** Globs matched against the full path or the base name; matches are listed but not read. */
+    exclude: z.array(z.string().min(1).max(512)).max(256).optional(),
+    /** Depth below the fixed prefix of a path that `**` or a directory may reach. Default 8. */
+    maxDepth: z.number().int().min(0).max(64).optional(),
+    /** Files larger than this are listed (metadata) but their content is skipped. Default 10 MiB. */
+    maxFileSize: size.optional(),
+    /** Default `copy`. */
+    content: FileContentModeSchema.optional(),
+    /** The content is a secret: only `copySensitive: true` on the collector upgrades it to `copy`. */
+    sensitive: z.boolean().optional(),
+    /** Most files matched by this item (default 5000); more are listed in the report as skipped. */
+    maxFiles: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * Relative paths (e.g. `.bash_history`; no globs, no `..`) looked for in the home directory of every
+     * account in the container's `/etc/passwd` as well, so homes outside `/root` and `/home`
+     * (`/var/www`, service users) are searched. At most 256 homes.
+     */
+    homeFiles: z
+      .array(
+        z
+          .string()
+          .max(256)
+          .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,7}$/)
+          .refine((n) => n.split('/').every((p) => p !== '.' && p !== '..'), 'no . or .. segments'),
+      )
+      .max(32)
+      .optional(),
+    /**
+     * Whole-filesystem timeline: `paths` must be `['/']`; the tree is listed as one root per
+     * top-level directory and per mount point (each with its own budget), leaving out pseudo
+     * filesystems (proc, sysfs, cgroup, devpts, mqueue, … from the container's mountinfo). Depth
+     * default 64. Meant for `content: 'metadata'`.
+     */
+    wholeFilesystem: z.boolean().optional(),
+  })
+  .refine((i) => !i.wholeFilesystem || (i.paths.length === 1 && i.paths[0] === '/'), {
+    message: "a wholeFilesystem item lists `/`: set paths to ['/']",
+    path: ['paths'],
+  })
+  .refine((i) => i.wholeFilesystem === true || !i.paths.includes('/'), {
+    message: "`/` alone is a whole-filesystem listing: set wholeFilesystem: true (and content: 'metadata')",
+    path: ['paths'],
+  });
 /** A `file` item. */
 export type FileItem = z.infer<typeof FileItemSchema>;
 

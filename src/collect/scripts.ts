@@ -211,8 +211,11 @@ export function listingArgv(
   return [shell, '-c', listingScript(kind), 'eksf-list', ...args];
 }
 
-/** `stat -c` format of the metadata step: inode|rawmode(hex)|nlink|uid|gid|size|atime|mtime|ctime|name. */
-export const STAT_FORMAT = '%i|%f|%h|%u|%g|%s|%X|%Y|%Z|%n';
+/**
+ * `stat -c` format of the metadata step: inode|rawmode(hex)|nlink|uid|gid|size|atime|mtime|ctime|birth|name
+ * (birth: GNU stat's `%W`, 0 when unknown; busybox prints the letter back, read as unknown).
+ */
+export const STAT_FORMAT = '%i|%f|%h|%u|%g|%s|%X|%Y|%Z|%W|%n';
 
 /** argv of a metadata batch: `stat -c FORMAT -- paths…` (no shell). */
 export function statArgv(paths: readonly string[]): string[] {

@@ -38,6 +38,112 @@ export interface MetadataResult {
   verdicts: Verdict[];
 }
 
+/** One root of the listing. */
+interface Job {
+  label: string;
+  root: string;
+  depth: number;
+}
+
+/** Filesystem types that hold no evidence of the container's own files (and can be endless). */
+export const PSEUDO_FS: ReadonlySet<string> = new Set([
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'mqueue',
+  'debugfs',
+  'tracefs',
+  'securityfs',
+  'pstore',
+  'bpf',
+  'configfs',
+  'fusectl',
+  'hugetlbfs',
+  'binfmt_misc',
+  'autofs',
+  'nsfs',
+  'efivarfs',
+  'selinuxfs',
+  'rpc_pipefs',
+]);
+
+/** Mount points of the container from its mountinfo text (octal escapes decoded), with their types. */
+export function parseMountinfo(text: string): { mountPoint: string; fsType: string }[] {
+  const out: { mountPoint: string; fsType: string }[] = [];
+  for (const line of text.split('\n').slice(0, 10_000)) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (dash < 6 || f.length < dash + 2) continue;
+    const mp = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+      String.fromCharCode(Number.parseInt(o, 8)),
+    );
+    if (!mp.startsWith('/') || mp.split('/').includes('..') || mp.length > 4096) continue;
+    out.push({ mountPoint: mp.replace(/\/{2,}/g, '/'), fsType: f[dash + 1] ?? '' });
+  }
+  return out;
+}
+
+/**
+ * The roots of a whole-filesystem listing: every top-level directory and every mount point (the
+ * listing does not cross filesystems), except pseudo filesystems and what lies under them. Pure.
+ */
+export function timelineRoots(
+  topLevel: readonly string[],
+  mounts: readonly { mountPoint: string; fsType: string }[],
+): string[] {
+  const pseudo = mounts
+    .filter((m) => PSEUDO_FS.has(m.fsType) && m.mountPoint !== '/')
+    .map((m) => m.mountPoint);
+  const under = (p: string) => pseudo.some((q) => p === q || p.startsWith(`${q}/`));
+  // without mountinfo, the kernel's own trees are still left out by name
+  if (mounts.length === 0) pseudo.push('/proc', '/sys');
+  const roots = new Set<string>();
+  for (const t of topLevel) if (!under(t)) roots.add(t);
+  for (const m of mounts) if (m.mountPoint !== '/' && !under(m.mountPoint)) roots.add(m.mountPoint);
+  return [...roots].sort();
+}
+
+const MOUNTINFO_SCRIPT = 'while IFS= read -r l; do printf "%s\\n" "$l"; done < "$1"';
+
+/** Reads the target's mountinfo (builtins only) for the whole-filesystem timeline. */
+async function discoverTopLevel(
+  env: PhaseEnv,
+  prefix: string,
+): Promise<{
+  mounts: { mountPoint: string; fsType: string }[];
+  excluded: { mountPoint: string; fsType: string }[];
+  verdict: Verdict;
+  problem?: string;
+}> {
+  const pid = /^\/proc\/(\d{1,10})\/root$/.exec(prefix)?.[1];
+  const file = prefix === '' ? '/proc/self/mountinfo' : pid ? `/proc/${pid}/mountinfo` : undefined;
+  if (!file)
+    return {
+      mounts: [],
+      excluded: [],
+      verdict: derivedVerdict([]),
+      problem: `no mountinfo for the root ${prefix}: mount points are not listed on their own`,
+    };
+  const res = await env.door.capture({
+    step: 'timeline-mounts',
+    argv: [shellOf(env), '-c', MOUNTINFO_SCRIPT, 'eksf-mounts', file],
+    maxBytes: 4 * 1024 * 1024,
+  });
+  const mounts = parseMountinfo(res.bytes.toString('utf8'));
+  const excluded = mounts.filter((m) => PSEUDO_FS.has(m.fsType) && m.mountPoint !== '/');
+  if (mounts.length === 0)
+    return {
+      mounts,
+      excluded,
+      verdict: res.verdict,
+      problem:
+        'mountinfo unreadable: pseudo filesystems cannot be told apart and mount points are not listed on their own',
+    };
+  return { mounts, excluded, verdict: res.verdict };
+}
+
 /** What one root of a listing exec gave. */
 interface RootOutput {
   raw: Buffer;
@@ -124,7 +230,9 @@ export async function metadataPhase(
   if (items.length === 0) return undefined;
   const prefix = rootPrefix(env.view);
   const plan = planListing(
-    items.flatMap(({ item }) => item.paths.map((pattern) => ({ pattern, maxDepth: item.maxDepth ?? 8 }))),
+    items
+      .filter(({ item }) => !item.wholeFilesystem)
+      .flatMap(({ item }) => item.paths.map((pattern) => ({ pattern, maxDepth: item.maxDepth ?? 8 }))),
   );
   const kind =
     env.strategy.listing === 'find-stat' ? 'find' : env.strategy.listing === 'find' ? 'find-typed' : 'shell';
@@ -139,113 +247,159 @@ export async function metadataPhase(
   const roots: RootRecord[] = [];
   const verdicts: Verdict[] = [];
   let rejected = 0;
-  const jobs: { label: string; root: string; depth: number }[] = [];
-  for (const p of plan.pinned) jobs.push({ label: p, root: `${prefix}${p}`, depth: 0 });
-  for (const r of plan.roots) jobs.push({ label: r.root, root: `${prefix}${r.root}`, depth: r.depth });
+  let timeline: Record<string, unknown> | undefined;
+  let execs = 0;
   // one exec lists every root still to do; a root that spends its budget ends that exec, and the
   // next exec starts with the roots after it: a flood costs one exec, never another root
-  let todo = jobs.map((_, i) => i);
-  let execs = 0;
-  while (todo.length > 0 && !env.signal.aborted) {
-    // as many roots as fit in one argv (the exec's URL carries every argument), at least one
-    const batch = batchByChars(todo, (i) => jobs[i]?.root ?? '', env.limits.maxArgvChars)[0] ?? [];
-    const later = todo.slice(batch.length);
-    const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
-    const argv = listingArgv(
-      shell,
-      kind,
-      batch.map((i) => ({ root: jobs[i]?.root as string, maxDepth: jobs[i]?.depth ?? 0 })),
-    );
-    const res = await env.door.toArtifact({
-      step: 'listing',
-      argv,
-      path,
-      timeoutMs: Math.min(env.limits.execTimeoutMs, budget.timeMs * batch.length),
-      meta: env.meta(src, {
-        contentType: 'application/octet-stream',
-        details: { roots: batch.map((i) => jobs[i]?.label), budgetPerRoot: budget },
-      }),
-      receive: (parse, stop) => receiveRoots(parse, stop, batch.length, budget),
-    });
-    const got = res.value ?? [];
-    const stoppedByUs = res.outcome.stoppedBy === 'receiver';
-    let progressed = false;
-    const next: number[] = [];
-    for (const [k, jobIndex] of batch.entries()) {
-      const job = jobs[jobIndex] as (typeof jobs)[number];
-      const r = got[k];
-      if (!r) {
-        next.push(jobIndex);
-        continue;
-      }
-      progressed = true;
-      const parsed = parseListing(r.raw, prefix, budget.entries);
-      let n = 0;
-      for (const e of parsed.entries) {
-        if (entries.has(e.path)) continue;
-        entries.set(e.path, e);
-        n++;
-      }
-      rejected += parsed.rejected;
-      // a root that closed before we stopped the exec is judged on its own end marker; one that
-      // closed in an exec that then failed shares the exec's verdict
-      const own = frameVerdict(
-        {
-          rc: r.rc,
-          closed: r.closed,
-          bytes: r.raw.length,
-          ...(r.cut || parsed.capped
-            ? {
-                findings: [
-                  {
-                    status: 'truncated' as const,
-                    code: 'listing-root-truncated' as const,
-                    text: `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
-                  },
-                ],
-              }
-            : {}),
-        },
-        path,
+  const listJobs = async (jobs: readonly Job[]): Promise<void> => {
+    let todo = jobs.map((_, i) => i);
+    while (todo.length > 0 && !env.signal.aborted) {
+      // as many roots as fit in one argv (the exec's URL carries every argument), at least one
+      const batch = batchByChars(todo, (i) => jobs[i]?.root ?? '', env.limits.maxArgvChars)[0] ?? [];
+      const later = todo.slice(batch.length);
+      const path = env.c(`files/listing/${String(execs++).padStart(3, '0')}.raw`);
+      const argv = listingArgv(
+        shell,
+        kind,
+        batch.map((i) => ({ root: jobs[i]?.root as string, maxDepth: jobs[i]?.depth ?? 0 })),
       );
-      const v = r.closed && stoppedByUs ? own : derivedVerdict([own, res.verdict]);
-      verdicts.push(v);
-      const why = v.status === 'complete' ? undefined : v.reasons.map((x) => x.text).join('; ');
-      roots.push({
-        root: job.label,
-        depth: job.depth,
-        artifact: path,
-        status: v.status,
-        entries: n,
-        reason: why,
+      const res = await env.door.toArtifact({
+        step: 'listing',
+        argv,
+        path,
+        timeoutMs: Math.min(env.limits.execTimeoutMs, budget.timeMs * batch.length),
+        meta: env.meta(src, {
+          contentType: 'application/octet-stream',
+          details: { roots: batch.map((i) => jobs[i]?.label), budgetPerRoot: budget },
+        }),
+        receive: (parse, stop) => receiveRoots(parse, stop, batch.length, budget),
       });
-      if (why)
-        env.reasons.add(
-          reason('listing-root-truncated', `listing of ${job.label} is ${v.status}: ${why}`, path),
-        );
-    }
-    if (!progressed) {
-      // the exec gave nothing for any root of its batch: those are not asked again; the roots of
-      // later batches still get their own exec
-      for (const jobIndex of next) {
+      const got = res.value ?? [];
+      const stoppedByUs = res.outcome.stoppedBy === 'receiver';
+      let progressed = false;
+      const next: number[] = [];
+      for (const [k, jobIndex] of batch.entries()) {
         const job = jobs[jobIndex] as (typeof jobs)[number];
-        verdicts.push(res.verdict);
-        const why = res.verdict.reasons.map((x) => x.text).join('; ') || 'not listed';
+        const r = got[k];
+        if (!r) {
+          next.push(jobIndex);
+          continue;
+        }
+        progressed = true;
+        const parsed = parseListing(r.raw, prefix, budget.entries);
+        let n = 0;
+        for (const e of parsed.entries) {
+          if (entries.has(e.path)) continue;
+          entries.set(e.path, e);
+          n++;
+        }
+        rejected += parsed.rejected;
+        // a root that closed before we stopped the exec is judged on its own end marker; one that
+        // closed in an exec that then failed shares the exec's verdict
+        const own = frameVerdict(
+          {
+            rc: r.rc,
+            closed: r.closed,
+            bytes: r.raw.length,
+            ...(r.cut || parsed.capped
+              ? {
+                  findings: [
+                    {
+                      status: 'truncated' as const,
+                      code: 'listing-root-truncated' as const,
+                      text: `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
+                    },
+                  ],
+                }
+              : {}),
+          },
+          path,
+        );
+        const v = r.closed && stoppedByUs ? own : derivedVerdict([own, res.verdict]);
+        verdicts.push(v);
+        const why = v.status === 'complete' ? undefined : v.reasons.map((x) => x.text).join('; ');
         roots.push({
           root: job.label,
           depth: job.depth,
           artifact: path,
-          status: res.verdict.status === 'complete' ? 'failed' : res.verdict.status,
-          entries: 0,
+          status: v.status,
+          entries: n,
           reason: why,
         });
-        env.reasons.add(reason('listing-root-truncated', `listing of ${job.label} failed: ${why}`, path));
+        if (why)
+          env.reasons.add(
+            reason('listing-root-truncated', `listing of ${job.label} is ${v.status}: ${why}`, path),
+          );
       }
-      todo = later;
-      continue;
+      if (!progressed) {
+        // the exec gave nothing for any root of its batch: those are not asked again; the roots of
+        // later batches still get their own exec
+        for (const jobIndex of next) {
+          const job = jobs[jobIndex] as (typeof jobs)[number];
+          verdicts.push(res.verdict);
+          const why = res.verdict.reasons.map((x) => x.text).join('; ') || 'not listed';
+          roots.push({
+            root: job.label,
+            depth: job.depth,
+            artifact: path,
+            status: res.verdict.status === 'complete' ? 'failed' : res.verdict.status,
+            entries: 0,
+            reason: why,
+          });
+          env.reasons.add(reason('listing-root-truncated', `listing of ${job.label} failed: ${why}`, path));
+        }
+        todo = later;
+        continue;
+      }
+      todo = [...next, ...later];
     }
-    todo = [...next, ...later];
+  };
+  const job = (label: string, depth: number): Job => ({
+    label,
+    root: `${prefix}${label === '/' ? '' : label}` || '/',
+    depth,
+  });
+  const whole = items.filter(({ item }) => item.wholeFilesystem);
+  let wholeRoots: { root: string; depth: number }[] = [];
+  if (whole.length > 0) {
+    // the top level first (its files, and the names to split the tree by), then every top-level
+    // directory and mount point as its own root with its own budget
+    const depth = Math.max(...whole.map(({ item }) => item.maxDepth ?? 64));
+    const top = await discoverTopLevel(env, prefix);
+    verdicts.push(top.verdict);
+    await listJobs([job('/', 1)]);
+    const named = [...entries.values()]
+      .filter(
+        (e) =>
+          e.path !== '/' &&
+          e.path.split('/').length === 2 &&
+          e.type !== 'f' &&
+          e.type !== 'l' &&
+          e.type !== 'o',
+      )
+      .map((e) => e.path);
+    wholeRoots = timelineRoots(named, top.mounts).map((r) => ({ root: r, depth: Math.max(0, depth - 1) }));
+    timeline = {
+      depth,
+      roots: wholeRoots.map((r) => r.root),
+      excluded: top.excluded,
+      ...(top.problem ? { problem: top.problem } : {}),
+    };
+    if (top.problem)
+      env.reasons.add(reason('listing-root-truncated', `whole-filesystem timeline: ${top.problem}`));
   }
+  // roots another item asked for that a whole-filesystem root already lists as deep are not listed twice
+  const covered = (r: { root: string; depth: number }) =>
+    wholeRoots.some(
+      (w) =>
+        (r.root === w.root || r.root.startsWith(`${w.root}/`)) &&
+        r.root.split('/').length - w.root.split('/').length + r.depth <= w.depth,
+    );
+  const jobs: Job[] = [];
+  for (const p of plan.pinned) jobs.push(job(p, 0));
+  for (const r of wholeRoots) jobs.push(job(r.root, r.depth));
+  for (const r of plan.roots) if (!covered(r)) jobs.push(job(r.root, r.depth));
+  await listJobs(jobs);
   const statVerdicts: Verdict[] = [];
   if (env.strategy.stat) {
     const wanted = [...entries.values()].filter((e) => e.requestable);
@@ -287,6 +441,7 @@ export async function metadataPhase(
         rejectedRecords: rejected,
         listing: env.strategy.listing,
         roots,
+        ...(timeline ? { wholeFilesystem: timeline } : {}),
         ...(cut.length ? { incompleteRoots: cut.map((r) => r.root) } : {}),
       },
     }),
