@@ -206,13 +206,14 @@ describe('globs, listing and stat alignment', () => {
 
   it('accepts a stat record only for the exact expected name (no injection through names)', () => {
     const entries = parseListing(
-      Buffer.from('/a\0/b\n1|81a4|1|0|0|5|0|0|0|/etc/shadow\0/c\0'),
+      Buffer.from('/a\0/b\n1|81a4|1|0|0|5|0|0|0|0|/etc/shadow\0/c\0'),
       '',
       10,
     ).entries;
     const expected = entries.map((entry) => ({ full: entry.path, entry }));
     // /a vanished (no record); /b's name carries a forged record; /c is normal
-    const out = '11|81a4|1|0|0|7|1|2|3|/b\n1|81a4|1|0|0|5|0|0|0|/etc/shadow\n12|41ed|2|0|0|4096|1|2|3|/c\n';
+    const out =
+      '11|81a4|1|0|0|7|1|2|3|W|/b\n1|81a4|1|0|0|5|0|0|0|0|/etc/shadow\n12|41ed|2|0|0|4096|1|2|3|9|/c\n';
     expect(applyStatOutput(out, expected)).toBe(2);
     expect(entries[0]?.size).toBeUndefined();
     expect(entries[1]?.size).toBe(7);

@@ -1,7 +1,7 @@
 /**
  * The `memory` items, right after the `proc` items of the volatile phase: the suspects they found
  * (or the processes asked for) are read from `/proc/<pid>/mem` into an ELF core each, streamed into
- * the bundle. Every exec goes through the door; the core's status is decided after its stream
+ * the store. Every exec goes through the door; the core's status is decided after its stream
  * ended, from the execs' verdicts and the index's own problems (a cap, an unreadable region, a cut
  * stream), so a core that is not whole is never `complete`.
  */
@@ -17,7 +17,7 @@ import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exe
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
 import { type Verdict, withProblem } from '../verdict.js';
-import { type ProcRow, suspectReasons } from './volatile.js';
+import { type ProcRow, suspectReasons } from './process-table.js';
 
 const MiB = 1024 * 1024;
 /** Longest text of a process the `match` expression is applied to (a hostile cmdline can be MiBs). */

@@ -15,8 +15,8 @@ import { afterExec, frameVerdict } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
 import type { ReceiverFinding, Verdict } from '../verdict.js';
+import { type Proc, type ProcRow, processBytesWanted, processTable } from './process-table.js';
 
-const WRITABLE_EXE = /^(\/tmp\/|\/var\/tmp\/|\/dev\/shm\/|\/run\/|\/home\/|\/root\/|memfd:)/;
 const PID = /^\d{1,10}$/;
 /** What `environ.json` and `environment-findings.json` say about the values they show. */
 const ENV_POLICY_NOTE =
@@ -26,15 +26,6 @@ const ENV_POLICY_NOTE =
 export function readModeOf(env: PhaseEnv): ReadMode {
   if (env.strategy.volatile === 'builtins') return 'builtins';
   return env.strategy.headCap ? 'head' : 'cat';
-}
-
-interface Proc {
-  cmdline?: string;
-  status?: string;
-  comm?: string;
-  links: Record<string, string>;
-  fds: Record<string, string>;
-  ns: Record<string, string>;
 }
 
 type Src = { kind: string; profile?: string; item?: string };
@@ -268,96 +259,6 @@ export async function procStep(
   for (const batch of batchByChars(rels, (r) => r, env.limits.maxArgvChars))
     await procBytes(env, batch, maxExe, mode, src, table);
   return rows;
-}
-
-/**
- * Why a process is a suspect for the memory item: a deleted executable, an executable in a
- * writable directory or a memfd, an open memfd or deleted file. Empty when it is not one.
- */
-export function suspectReasons(r: ProcRow): string[] {
-  const why: string[] = [];
-  if (r.collector) return why;
-  const exe = r.exe ?? '';
-  if (exe.endsWith(' (deleted)')) why.push('deleted executable');
-  if (exe.startsWith('memfd:')) why.push('executable is a memfd');
-  else if (WRITABLE_EXE.test(exe)) why.push('executable in a writable directory');
-  for (const [fd, target] of Object.entries(r.fds)) {
-    if (!/^\d+$/.test(fd)) continue;
-    if (target.startsWith('memfd:')) {
-      why.push(`fd ${fd} is a memfd`);
-      break;
-    }
-  }
-  return why;
-}
-
-/** One row of `proc/processes.json`. */
-export interface ProcRow {
-  pid: number;
-  ppid?: number | undefined;
-  name?: string | undefined;
-  uid?: string | undefined;
-  state?: string | undefined;
-  cmdline?: string | undefined;
-  exe?: string | undefined;
-  exeDeleted: boolean;
-  cwd?: string | undefined;
-  root?: string | undefined;
-  fds: Record<string, string>;
-  ns: Record<string, string>;
-  collector: boolean;
-}
-
-function processTable(procs: Map<string, Proc>, selfPid: string | undefined): ProcRow[] {
-  const table: ProcRow[] = [];
-  for (const [pid, p] of [...procs].sort((a, b) => Number(a[0]) - Number(b[0]))) {
-    const st = (k: string) => p.status?.match(new RegExp(`^${k}:\\s*(.*)$`, 'm'))?.[1]?.trim();
-    const exe = p.links.exe;
-    table.push({
-      pid: Number(pid),
-      ppid: st('PPid') !== undefined ? Number(st('PPid')) : undefined,
-      name: st('Name') ?? p.comm,
-      uid: st('Uid')?.split(/\s+/)[0],
-      state: st('State'),
-      cmdline: p.cmdline,
-      exe,
-      exeDeleted: exe?.endsWith(' (deleted)') ?? false,
-      cwd: p.links.cwd,
-      root: p.links.root,
-      fds: p.fds,
-      ns: p.ns,
-      collector: pid === selfPid,
-    });
-  }
-  return table;
-}
-
-function processBytesWanted(table: readonly ProcRow[], exeMode: string): string[] {
-  const rels: string[] = [];
-  const seen = new Set<string>();
-  for (const r of table) {
-    if (r.collector) continue;
-    const exe = r.exe;
-    if (exe) {
-      const want =
-        exeMode === 'all' || exe.endsWith(' (deleted)') || (exeMode === 'writable' && WRITABLE_EXE.test(exe));
-      if (want && !seen.has(exe)) {
-        seen.add(exe);
-        rels.push(`${r.pid}/exe`);
-      }
-    }
-    for (const [fd, target] of Object.entries(r.fds)) {
-      if (!/^\d+$/.test(fd)) continue;
-      if (
-        (target.startsWith('memfd:') || (target.endsWith(' (deleted)') && !target.startsWith('/dev/'))) &&
-        !seen.has(`${r.pid}:${target}`)
-      ) {
-        seen.add(`${r.pid}:${target}`);
-        rels.push(`${r.pid}/fd/${fd}`);
-      }
-    }
-  }
-  return rels;
 }
 
 async function procBytes(
