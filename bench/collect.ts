@@ -14,6 +14,7 @@
  * `npx tsx bench/collect.ts [runs] [containers]`.
  */
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,11 @@ export interface CollectBenchResult {
     opensslMiBPerSec: number;
     /** opensslMedianMs / collectorMedianMs: 1.0 means as fast as the local pipe. */
     ratioToOpenssl: number;
+    /** Peer of goal 5: `KubeClient.exec(['cat', file])` → SHA-256, same cluster, same file, same rounds. */
+    rawExecMedianMs: number;
+    rawExecMiBPerSec: number;
+    /** rawExecMedianMs / collectorMedianMs (goal ≥ 0.8). */
+    ratioToRawExec: number;
     sha256Matches: boolean;
   };
 }
@@ -306,6 +312,8 @@ async function bigFileFigures(
   };
   const collectorMs: number[] = [];
   const opensslMs: number[] = [];
+  const rawMs: number[] = [];
+  let rawSha = '';
   let sha = '';
   let collectedSha: string | undefined;
   for (let i = 0; i < runs; i++) {
@@ -315,6 +323,18 @@ async function bigFileFigures(
     });
     opensslMs.push(performance.now() - t0);
     sha = stdout.trim().split(/\s+/).pop() ?? '';
+    const t2 = performance.now();
+    const s = await kube.exec({
+      ...t,
+      command: process.env.X_RAWCMD ? JSON.parse(process.env.X_RAWCMD) : ['cat', '/data/big.img'],
+      stdout: true,
+      stderr: false,
+    });
+    const h = createHash('sha256');
+    for await (const c of s.stdout) h.update(c as Buffer);
+    await s.result;
+    rawSha = h.digest('hex');
+    rawMs.push(performance.now() - t2);
     const collector = new ArtifactCollector({
       sink: new DirectorySink({ root, fsyncArtifacts: false }),
       profiles: [profile],
@@ -341,7 +361,10 @@ async function bigFileFigures(
     opensslMedianMs: Math.round(om),
     opensslMiBPerSec: Math.round(bytes / MiB / (om / 1000)),
     ratioToOpenssl: Number((om / cm).toFixed(3)),
-    sha256Matches: collectedSha === sha,
+    rawExecMedianMs: Math.round(median(rawMs)),
+    rawExecMiBPerSec: Math.round(bytes / MiB / (median(rawMs) / 1000)),
+    ratioToRawExec: Number((median(rawMs) / cm).toFixed(3)),
+    sha256Matches: collectedSha === sha && rawSha === sha,
   };
 }
 
@@ -354,8 +377,11 @@ export async function benchCollect(
   const root = await mkdtemp(join(tmpdir(), 'eksf-bench-collect-'));
   try {
     const conn = await cluster.conn();
-    const triage = await triageFigures(cluster, conn, runs);
+    // EKSF_BENCH_COLLECT_ONLY=bigfile measures the big file alone (for profiling it)
+    const only = process.env.EKSF_BENCH_COLLECT_ONLY;
     const bigFile = await bigFileFigures(cluster, conn, root, runs);
+    if (only === 'bigfile') return { bigFile } as CollectBenchResult;
+    const triage = await triageFigures(cluster, conn, runs);
     const scale = await scaleFigures(cluster, conn, root, opts.containers ?? 50);
     return { triage, scale, bigFile };
   } finally {

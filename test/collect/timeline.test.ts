@@ -82,7 +82,12 @@ describe('timeline pieces (pure)', () => {
       '12|81a4|1|0|0|5|100|200|300|0|/c',
       '',
     ].join('\n');
-    expect(applyStatOutput(out, [a, b, c].map((entry) => ({ full: entry.path, entry })))).toBe(3);
+    expect(
+      applyStatOutput(
+        out,
+        [a, b, c].map((entry) => ({ full: entry.path, entry })),
+      ),
+    ).toBe(3);
     expect(a.birth).toBe(1_700_000_000);
     expect(b.birth).toBeUndefined();
     expect(c.birth).toBeUndefined();
@@ -128,7 +133,13 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     const { report, loc, body, rec } = await acquire(planted);
     expect(rec.status, rec.reason).toBe('complete');
     expect(report.status, JSON.stringify(report.reasons)).toBe('complete');
-    for (const p of ['/usr/bin/.sshd', '/var/www/html/uploads/shell.php', deep, '/evil-at-root', '/bin/busybox'])
+    for (const p of [
+      '/usr/bin/.sshd',
+      '/var/www/html/uploads/shell.php',
+      deep,
+      '/evil-at-root',
+      '/bin/busybox',
+    ])
       expect(body).toContain(`|${p}|`);
     expect(body).not.toMatch(/\|\/proc\/\d+\//);
     expect(body).not.toMatch(/\|\/sys\//);
@@ -151,7 +162,8 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(rec.status).toBe('truncated');
     expect(rec.details.incompleteRoots).toEqual(['/data']);
     expect(rec.reason).toContain('/data');
-    for (const p of ['/usr/bin/.sshd', '/var/www/html/uploads/shell.php', deep]) expect(body).toContain(`|${p}|`);
+    for (const p of ['/usr/bin/.sshd', '/var/www/html/uploads/shell.php', deep])
+      expect(body).toContain(`|${p}|`);
     expect(report.status).toBe('partial');
   }, 120_000);
 
@@ -168,6 +180,22 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     const { report, rec } = await acquire(files);
     expect(rec.status).not.toBe('complete');
     expect(report.status).toBe('partial');
+  }, 120_000);
+
+  it('a mountinfo that cannot be read leaves /proc and /sys out by name, and the timeline truncated', async () => {
+    const files: FileList = [
+      ...planted,
+      {
+        path: '/usr/local/bin/sh',
+        content: '#!/bin/busybox sh\nif [ "$3" = eksf-mounts ]; then exit 0; fi\nexec /bin/busybox sh "$@"\n',
+        mode: 0o755,
+      },
+    ];
+    const { body, rec } = await acquire(files);
+    expect(rec.status).toBe('truncated');
+    expect(rec.reason).toMatch(/mountinfo unreadable/);
+    expect(body).not.toMatch(/\|\/proc\/\d+\//);
+    expect(body).toContain('|/usr/bin/.sshd|');
   }, 120_000);
 
   it('`wholeFilesystem` with other paths is refused with a message that says what to write', async () => {

@@ -17,7 +17,7 @@ import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exe
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
 import { type Verdict, withProblem } from '../verdict.js';
-import { type ProcRow, suspectReasons } from './process-table.js';
+import { type ProcessTable, type ProcRow, suspectReasons } from './process-table.js';
 
 const MiB = 1024 * 1024;
 /** Longest text of a process the `match` expression is applied to (a hostile cmdline can be MiBs). */
@@ -53,23 +53,26 @@ function settingsOf(items: readonly { item: MemoryItem }[]): Settings {
   };
 }
 
-/** Which processes to read: explicit pids first, then the selection, in pid order. */
+/**
+ * Which processes to read: explicit pids first, then the selection in pid order, then forks (a
+ * child still running the executable of a selected parent: its memory may differ, so it is read
+ * too, after the others, and counts against the process cap like any suspect).
+ */
 export function chooseProcesses(
   s: Pick<Settings, 'select' | 'pids' | 'match'>,
   table: readonly ProcRow[] | undefined,
-): { chosen: Chosen[]; forks: { pid: number; of: number; exe?: string | undefined }[]; problem?: string } {
+): { chosen: Chosen[]; problem?: string } {
   const chosen: Chosen[] = [];
-  const forks: { pid: number; of: number; exe?: string | undefined }[] = [];
+  const forks: Chosen[] = [];
   const byPid = new Map((table ?? []).map((r) => [r.pid, r]));
   for (const pid of s.pids) {
     const r = byPid.get(pid);
     chosen.push({ pid, name: r?.name, exe: r?.exe, why: ['asked for by pid'] });
   }
-  if (s.select === 'none') return { chosen, forks };
+  if (s.select === 'none') return { chosen };
   if (!table)
     return {
       chosen,
-      forks,
       problem:
         'no process table: the memory selection needs a `proc` item with per-process links in the same run (the built-in `memory` profile has one)',
     };
@@ -78,20 +81,21 @@ export function chooseProcesses(
     s.match.some((re) =>
       [r.name, r.cmdline, r.exe].some((t) => t !== undefined && re.test(t.slice(0, MATCH_TEXT))),
     );
+  const taken = new Map<number, Chosen>();
   for (const r of table) {
     if (r.collector || s.pids.includes(r.pid) || !matches(r)) continue;
     const why = s.select === 'all' ? ['every process'] : suspectReasons(r);
     if (why.length === 0) continue;
-    // a child still running its parent's executable (a fork, e.g. busybox applets) is listed, not read twice
-    const parent = r.ppid !== undefined ? chosen.find((c) => c.pid === r.ppid) : undefined;
-    if (s.select === 'suspects' && parent && parent.exe !== undefined && parent.exe === r.exe) {
-      forks.push({ pid: r.pid, of: parent.pid, exe: r.exe });
-      continue;
-    }
     if (s.match.length > 0) why.push('matches the selection expression');
-    chosen.push({ pid: r.pid, name: r.name, exe: r.exe, why });
+    const parent = r.ppid !== undefined ? taken.get(r.ppid) : undefined;
+    const c: Chosen = { pid: r.pid, name: r.name, exe: r.exe, why };
+    taken.set(r.pid, c);
+    if (parent && parent.exe !== undefined && parent.exe === r.exe) {
+      why.push(`fork of ${parent.pid} (same executable)`);
+      forks.push(c);
+    } else chosen.push(c);
   }
-  return { chosen, forks };
+  return { chosen: [...chosen, ...forks] };
 }
 
 /** Machine of the node, for a core whose executable header could not be read. */
@@ -107,7 +111,7 @@ function machineHint(env: PhaseEnv): CoreMachine | undefined {
 export async function memoryStep(
   env: PhaseEnv,
   items: readonly { profile: string; item: MemoryItem }[],
-  table: readonly ProcRow[] | undefined,
+  table: ProcessTable | undefined,
 ): Promise<void> {
   if (items.length === 0) return;
   const s = settingsOf(items);
@@ -127,7 +131,7 @@ export async function memoryStep(
     );
     return;
   }
-  const { chosen, forks, problem } = chooseProcesses(s, table);
+  const { chosen, problem } = chooseProcesses(s, table?.rows);
   const taken = chosen.slice(0, s.maxProcesses);
   const leftOut = chosen.slice(s.maxProcesses);
   let left = BigInt(s.perTarget);
@@ -164,6 +168,8 @@ export async function memoryStep(
     'memory',
     selPath,
   );
+  // the selection is only as complete as the process table it was made from
+  if (table && s.select !== 'none') verdicts.push(table.verdict);
   for (const x of verdicts)
     if (x.status !== 'complete')
       v = withProblem(
@@ -186,9 +192,6 @@ export async function memoryStep(
     ...(problem ? { problem } : {}),
     processes: results,
     leftOut,
-    forksNotRead: forks,
-    forksNote:
-      'children running the same executable as a selected parent (forks) are not read again; name them in `pids` to read them',
   };
   await env.store.derived(selPath, `${JSON.stringify(doc, null, 2)}\n`, selMeta, [v]);
 }

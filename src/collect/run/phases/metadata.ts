@@ -18,7 +18,7 @@ import { frameVerdict, type Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { planListing, type RootBudget, rootBudget } from '../listing-plan.js';
 import { reason } from '../reasons.js';
-import { derivedVerdict, type Verdict } from '../verdict.js';
+import { derivedVerdict, type Verdict, withProblem } from '../verdict.js';
 import { rootPrefix } from '../view.js';
 
 /** What one root's listing gave. */
@@ -366,7 +366,15 @@ export async function metadataPhase(
     // directory and mount point as its own root with its own budget
     const depth = Math.max(...whole.map(({ item }) => item.maxDepth ?? 64));
     const top = await discoverTopLevel(env, prefix);
-    verdicts.push(top.verdict);
+    verdicts.push(
+      top.problem
+        ? withProblem(
+            top.verdict,
+            'truncated',
+            reason('listing-root-truncated', `whole-filesystem timeline: ${top.problem}`),
+          )
+        : top.verdict,
+    );
     await listJobs([job('/', 1)]);
     const named = [...entries.values()]
       .filter(
@@ -388,17 +396,12 @@ export async function metadataPhase(
     if (top.problem)
       env.reasons.add(reason('listing-root-truncated', `whole-filesystem timeline: ${top.problem}`));
   }
-  // roots another item asked for that a whole-filesystem root already lists as deep are not listed twice
-  const covered = (r: { root: string; depth: number }) =>
-    wholeRoots.some(
-      (w) =>
-        (r.root === w.root || r.root.startsWith(`${w.root}/`)) &&
-        r.root.split('/').length - w.root.split('/').length + r.depth <= w.depth,
-    );
+  // the other items' roots first, on their own budgets (a flood in /usr must not cut /usr/local/bin
+  // of another item), then the timeline's roots; an entry listed twice is kept once
   const jobs: Job[] = [];
   for (const p of plan.pinned) jobs.push(job(p, 0));
+  for (const r of plan.roots) jobs.push(job(r.root, r.depth));
   for (const r of wholeRoots) jobs.push(job(r.root, r.depth));
-  for (const r of plan.roots) if (!covered(r)) jobs.push(job(r.root, r.depth));
   await listJobs(jobs);
   const statVerdicts: Verdict[] = [];
   if (env.strategy.stat) {

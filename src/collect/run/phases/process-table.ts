@@ -6,6 +6,14 @@
 
 const WRITABLE_EXE = /^(\/tmp\/|\/var\/tmp\/|\/dev\/shm\/|\/run\/|\/home\/|\/root\/|memfd:)/;
 
+import type { Verdict } from '../verdict.js';
+
+/** The table handed to later steps, with the verdict of the exec it came from (a cut listing may miss processes). */
+export interface ProcessTable {
+  rows: readonly ProcRow[];
+  verdict: Verdict;
+}
+
 /** What the volatile exec gave for one process. */
 export interface Proc {
   cmdline?: string;

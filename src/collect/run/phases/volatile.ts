@@ -15,7 +15,13 @@ import { afterExec, frameVerdict } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
 import type { ReceiverFinding, Verdict } from '../verdict.js';
-import { type Proc, type ProcRow, processBytesWanted, processTable } from './process-table.js';
+import {
+  type Proc,
+  type ProcessTable,
+  type ProcRow,
+  processBytesWanted,
+  processTable,
+} from './process-table.js';
 
 const PID = /^\d{1,10}$/;
 /** What `environ.json` and `environment-findings.json` say about the values they show. */
@@ -34,7 +40,7 @@ type Src = { kind: string; profile?: string; item?: string };
 export async function procStep(
   env: PhaseEnv,
   items: readonly { profile: string; item: ProcItem }[],
-): Promise<readonly ProcRow[] | undefined> {
+): Promise<ProcessTable | undefined> {
   if (items.length === 0) return undefined;
   const files = [...new Set(items.flatMap((x) => x.item.files ?? []))];
   const per = items.map((x) => x.item.perProcess).filter((p) => p !== undefined);
@@ -246,7 +252,7 @@ export async function procStep(
       maxProcs,
       src,
     );
-  const rows = per.length > 0 ? table : undefined;
+  const rows: ProcessTable | undefined = per.length > 0 ? { rows: table, verdict: res.verdict } : undefined;
   if (exeMode === 'none' || maxExe === 0 || per.length === 0) return rows;
   if (mode === 'builtins') {
     if (table.some((r) => r.exeDeleted))
