@@ -390,17 +390,26 @@ class Tape {
     this.#holdAt = undefined;
   }
 
-  /** Hashes [from, to) of the file (`to` is slot aligned), reading into a free slot. */
+  /**
+   * Hashes [from, to) of the file (`to` is slot aligned), reading into two free slots in turn: the
+   * next read runs while the current slot is hashed, so the disk and SHA-256 overlap.
+   */
   async #hashFile(from: number, to: number): Promise<void> {
-    const buf = this.#slots[(this.#cur + 1) % SLOTS] as Buffer;
+    const bufs = [this.#slots[(this.#cur + 1) % SLOTS], this.#slots[(this.#cur + 2) % SLOTS]] as Buffer[];
     let pos = from - (from % DIRECT_ALIGN);
     let skip = from - pos;
-    while (pos < to) {
-      const want = Math.min(SLOT_BYTES, to - pos);
-      const n = await this.#read(buf, want, pos);
+    let turn = 0;
+    const next = (at: number, buf: Buffer) => this.#read(buf, Math.min(SLOT_BYTES, to - at), at);
+    let pending: Promise<number> | undefined = pos < to ? next(pos, bufs[0] as Buffer) : undefined;
+    while (pending) {
+      const buf = bufs[turn] as Buffer;
+      const n = await pending;
       if (n <= skip) throw new EvidenceError('the archive file is shorter than what was written to it');
+      const after = pos + n;
+      turn ^= 1;
+      pending = after < to ? next(after, bufs[turn] as Buffer) : undefined;
       this.#hash.update(buf.subarray(skip, n));
-      pos += n;
+      pos = after;
       skip = 0;
     }
   }
