@@ -9,7 +9,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactCollector, type ProfileSpecInput, type TargetReport } from '../../src/collect/index.js';
 import { verifyEvidence } from '../../src/evidence/index.js';
-import type { SandboxEntry, SandboxPath, SandboxProcessSpec } from '../../src/testing/sandbox/index.js';
+import type {
+  SandboxEntry,
+  SandboxPath,
+  SandboxPreset,
+  SandboxProcessSpec,
+} from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { addSandboxPod, bundleJson, type Env, sandboxMissing, startEnv } from './support.js';
 
@@ -42,6 +47,15 @@ const IMPLANT: SandboxProcessSpec = {
 const INNOCENT: SandboxProcessSpec = { argv: ['/bin/sh', '-c', 'while :; do sleep 7; done'] };
 
 type FileList = (SandboxEntry & { path: SandboxPath })[];
+
+/** A JSON document of the bundle, or an empty selection when it was not written (skipped). */
+function collectedJson<T>(loc: string, path: string): T {
+  try {
+    return bundleJson<T>(loc, path);
+  } catch {
+    return { processes: [], leftOut: [] } as T;
+  }
+}
 
 interface Selection {
   processes: { pid: number; why: string[]; status: string; core?: string; reason?: string }[];
@@ -78,17 +92,18 @@ describe.skipIf(skip)('the memory item (sandbox, readelf, gdb)', () => {
     profiles: ArtifactCollectorProfiles,
     processes: SandboxProcessSpec[],
     files: FileList = [],
+    preset: SandboxPreset = 'busybox',
   ): Promise<{ report: TargetReport; loc: string; sel: Selection; arts: Manifest['artifacts'] }> {
     const t = await addSandboxPod(
       env,
-      { preset: 'busybox', files, processes },
-      { command: ['sleep', '86400'] },
+      { preset, files, processes },
+      preset === 'busybox' ? { command: ['sleep', '86400'] } : {},
     );
     const collector = new ArtifactCollector({ sink: env.sink, profiles });
     const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
     const loc = report.location as string;
     const arts = bundleJson<Manifest>(loc, 'manifest.json').artifacts;
-    const sel = bundleJson<Selection>(loc, 'containers/app/memory/selection.json');
+    const sel = collectedJson<Selection>(loc, 'containers/app/memory/selection.json');
     return { report, loc, sel, arts };
   }
   type ArtifactCollectorProfiles = ConstructorParameters<typeof ArtifactCollector>[0]['profiles'];
@@ -225,6 +240,15 @@ describe.skipIf(skip)('the memory item (sandbox, readelf, gdb)', () => {
     expect(rec?.status, JSON.stringify(sel)).toBe('truncated');
     expect(rec?.reason).toMatch(/processes/);
     expect(report.status).toBe('partial');
+  }, 120_000);
+
+  it('a container without dd (a shell, no tools): memory is skipped with the reason and the target is not complete', async () => {
+    const { report, arts } = await acquire(['memory'], [], [], 'shell-only');
+    const rec = arts.find((a) => a.path === 'containers/app/memory/selection.json');
+    expect(rec?.status).toBe('skipped');
+    expect(rec?.reason).toMatch(/needs `dd`/);
+    expect(report.status).toBe('partial');
+    expect(report.reasons.join('\n')).toMatch(/process memory not acquired/);
   }, 120_000);
 
   it('without a process table the selection says what it needs and is not complete', async () => {

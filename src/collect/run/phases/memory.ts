@@ -123,12 +123,10 @@ export async function memoryStep(
   const selPath = env.c('memory/selection.json');
   const selMeta = env.meta(src, { contentType: 'application/json' });
   if (!canPullBytes(env)) {
-    await env.store.record(
-      selPath,
-      'skipped',
-      'process memory needs `dd` in the container (or an ephemeral debug container that has it)',
-      selMeta,
-    );
+    const why = 'process memory needs `dd` in the container (or an ephemeral debug container that has it)';
+    await env.store.record(selPath, 'skipped', why, selMeta);
+    // memory was asked for: not acquiring it is not a complete acquisition
+    env.reasons.add(reason('degraded', `process memory not acquired: ${why}`, selPath));
     return;
   }
   const { chosen, problem } = chooseProcesses(s, table?.rows);
