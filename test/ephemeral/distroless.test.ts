@@ -238,6 +238,39 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     expect(rows.some((r) => r.path.startsWith('/proc/'))).toBe(false);
   });
 
+  it("reads the memory of a distroless container's suspects from the debug container (memory profile)", async () => {
+    await env.cluster.addPod({
+      name: 'memory-distroless',
+      containers: [
+        {
+          name: 'app',
+          image: 'gcr.io/distroless/static-debian12',
+          runtime: 'sandbox',
+          options: files('none'),
+        },
+      ],
+    });
+    const r = await new ArtifactCollector({
+      sink: env.sink,
+      profiles: ['memory'],
+      ephemeral: { allowEphemeralContainer: true, image: DEBUG_IMAGE, lifetimeSeconds: 600 },
+    }).acquire({ kube: env.kube, namespace: 'default', pod: 'memory-distroless', container: 'app' });
+    const loc = r.targets[0]?.location as string;
+    const sel = json<{
+      processes: { pid: number; exe?: string; why: string[]; status: string }[];
+      leftOut: unknown[];
+    }>(loc, 'containers/app/memory/selection.json');
+    // the deleted miner and reverse shell and the kworker in /tmp, not the app server nor the debug container's shell
+    const exes = sel.processes.map((p) => p.exe ?? '').sort();
+    expect(exes.some((e) => e.includes('xmrig') && e.endsWith('(deleted)'))).toBe(true);
+    expect(exes.some((e) => e.startsWith('/app/server'))).toBe(false);
+    for (const p of sel.processes) expect(p.status, JSON.stringify(p)).toBe('complete');
+    const miner = sel.processes.find((p) => p.exe?.includes('xmrig'));
+    const core = readFileSync(join(loc, `containers/app/memory/${miner?.pid}.core`));
+    expect(core.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    expect(core.readUInt16LE(16)).toBe(4); // ET_CORE
+  }, 120_000);
+
   it('never adds an ephemeral container without the opt-in', async () => {
     const r = withoutOptIn.targets[0];
     expect(r?.needsEphemeralContainer).toBe(true);
