@@ -17,6 +17,7 @@ export const DEFAULT_LIMITS: Readonly<CollectLimits> = Object.freeze({
   apiTimeoutMs: 60_000,
   targetTimeoutMs: 60 * 60_000,
   maxArgvChars: 8 * 1024,
+  maxListedEntriesPerTarget: 1_000_000,
 });
 
 /** A shared counter with a cap; a child charges its parent too. */

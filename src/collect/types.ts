@@ -116,6 +116,13 @@ export interface CollectLimits {
    * are split into several execs. Keep well under the API server's request-line limit.
    */
   maxArgvChars: number;
+  /**
+   * Names the metadata phase keeps for one target across all its listing roots (default
+   * 1 000 000, about 250 MiB): past it the roots still to list are recorded as not listed, so a
+   * container with millions of files (or thousands of top-level directories) cannot grow memory
+   * without bound.
+   */
+  maxListedEntriesPerTarget: number;
 }
 
 /** Phases in order of volatility. */

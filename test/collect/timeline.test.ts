@@ -167,6 +167,18 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(report.status).toBe('partial');
   }, 120_000);
 
+  it('a target with more names than its listing budget: the rest is recorded as not listed, never dropped', async () => {
+    const files: FileList = [...planted];
+    for (let i = 0; i < 600; i++) files.push({ path: `/data/f${i}` as SandboxPath, content: '' });
+    const { report, rec } = await acquire(files, { limits: { maxListedEntriesPerTarget: 400 } });
+    expect(rec.status).toBe('truncated');
+    expect(rec.reason).toMatch(/listing budget of 400 names is spent/);
+    expect((rec.details.incompleteRoots ?? []).length).toBeGreaterThan(0);
+    const listed = bundleText(report.location as string, 'containers/app/files/bodyfile.txt').trim().split('\n');
+    expect(listed.length).toBeLessThanOrEqual(400);
+    expect(report.status).toBe('partial');
+  }, 120_000);
+
   it('a listing shell killed after perfect output of the whole tree is not complete', async () => {
     const files: FileList = [
       ...planted,

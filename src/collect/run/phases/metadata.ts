@@ -45,6 +45,9 @@ interface Job {
   depth: number;
 }
 
+/** Most roots of a whole-filesystem listing (top-level directories and mount points). */
+export const MAX_TIMELINE_ROOTS = 4096;
+
 /** Filesystem types that hold no evidence of the container's own files (and can be endless). */
 export const PSEUDO_FS: ReadonlySet<string> = new Set([
   'proc',
@@ -249,11 +252,31 @@ export async function metadataPhase(
   let rejected = 0;
   let timeline: Record<string, unknown> | undefined;
   let execs = 0;
+  const maxListed = env.limits.maxListedEntriesPerTarget;
   // one exec lists every root still to do; a root that spends its budget ends that exec, and the
   // next exec starts with the roots after it: a flood costs one exec, never another root
   const listJobs = async (jobs: readonly Job[]): Promise<void> => {
     let todo = jobs.map((_, i) => i);
     while (todo.length > 0 && !env.signal.aborted) {
+      if (entries.size >= maxListed) {
+        // the target's listing budget is spent: the roots still to do are recorded, not listed
+        for (const jobIndex of todo) {
+          const job = jobs[jobIndex] as Job;
+          const text = `${job.label} not listed: the target's listing budget of ${maxListed} names is spent (maxListedEntriesPerTarget)`;
+          const v = withProblem(derivedVerdict([]), 'truncated', reason('listing-root-truncated', text));
+          verdicts.push(v);
+          roots.push({
+            root: job.label,
+            depth: job.depth,
+            artifact: '',
+            status: 'truncated',
+            entries: 0,
+            reason: text,
+          });
+          env.reasons.add(reason('listing-root-truncated', text));
+        }
+        return;
+      }
       // as many roots as fit in one argv (the exec's URL carries every argument), at least one
       const batch = batchByChars(todo, (i) => jobs[i]?.root ?? '', env.limits.maxArgvChars)[0] ?? [];
       const later = todo.slice(batch.length);
@@ -288,8 +311,13 @@ export async function metadataPhase(
         progressed = true;
         const parsed = parseListing(r.raw, prefix, budget.entries);
         let n = 0;
+        let over = false;
         for (const e of parsed.entries) {
           if (entries.has(e.path)) continue;
+          if (entries.size >= maxListed) {
+            over = true;
+            break;
+          }
           entries.set(e.path, e);
           n++;
         }
@@ -301,13 +329,15 @@ export async function metadataPhase(
             rc: r.rc,
             closed: r.closed,
             bytes: r.raw.length,
-            ...(r.cut || parsed.capped
+            ...(r.cut || parsed.capped || over
               ? {
                   findings: [
                     {
                       status: 'truncated' as const,
                       code: 'listing-root-truncated' as const,
-                      text: `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
+                      text: over
+                        ? `listing of ${job.label} cut: the target's listing budget of ${maxListed} names is spent (maxListedEntriesPerTarget)`
+                        : `listing of ${job.label} cut: ${r.cut ?? `more than ${budget.entries} entries`} (per-root budget)`,
                     },
                   ],
                 }
@@ -386,7 +416,13 @@ export async function metadataPhase(
           e.type !== 'o',
       )
       .map((e) => e.path);
-    wholeRoots = timelineRoots(named, top.mounts).map((r) => ({ root: r, depth: Math.max(0, depth - 1) }));
+    const all = timelineRoots(named, top.mounts);
+    if (all.length > MAX_TIMELINE_ROOTS) {
+      const text = `whole-filesystem timeline: ${all.length - MAX_TIMELINE_ROOTS} of ${all.length} top-level directories and mount points not listed (at most ${MAX_TIMELINE_ROOTS} roots), e.g. ${all.slice(MAX_TIMELINE_ROOTS, MAX_TIMELINE_ROOTS + 3).join(', ')}`;
+      verdicts.push(withProblem(derivedVerdict([]), 'truncated', reason('listing-root-truncated', text)));
+      env.reasons.add(reason('listing-root-truncated', text));
+    }
+    wholeRoots = all.slice(0, MAX_TIMELINE_ROOTS).map((r) => ({ root: r, depth: Math.max(0, depth - 1) }));
     timeline = {
       depth,
       roots: wholeRoots.map((r) => r.root),
