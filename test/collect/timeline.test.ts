@@ -174,7 +174,9 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(rec.status).toBe('truncated');
     expect(rec.reason).toMatch(/listing budget of 400 names is spent/);
     expect((rec.details.incompleteRoots ?? []).length).toBeGreaterThan(0);
-    const listed = bundleText(report.location as string, 'containers/app/files/bodyfile.txt').trim().split('\n');
+    const listed = bundleText(report.location as string, 'containers/app/files/bodyfile.txt')
+      .trim()
+      .split('\n');
     expect(listed.length).toBeLessThanOrEqual(400);
     expect(report.status).toBe('partial');
   }, 120_000);
