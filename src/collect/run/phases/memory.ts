@@ -14,9 +14,9 @@ import {
 } from '../../coverage/index.js';
 import type { MemoryItem } from '../../schema.js';
 import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exec.js';
-import { type PhaseEnv, shellOf } from '../env.js';
+import { errMessage, type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import { type Verdict, withProblem } from '../verdict.js';
+import { derivedVerdict, type Verdict, withProblem } from '../verdict.js';
 import { type ProcessTable, type ProcRow, suspectReasons } from './process-table.js';
 
 const MiB = 1024 * 1024;
@@ -144,7 +144,20 @@ export async function memoryStep(
       results.push({ ...c, status: 'not-read', reason: `target cap of ${s.perTarget} bytes spent` });
       continue;
     }
-    const r = await oneProcess(env, c.pid, { perProcess: BigInt(s.perProcess), left }, src);
+    let r: OneResult;
+    try {
+      r = await oneProcess(env, c.pid, { perProcess: BigInt(s.perProcess), left }, src);
+    } catch (err) {
+      // one process that breaks the step (a refused exec, a sink error) does not end the others
+      const why = `memory of pid ${c.pid} not acquired: ${errMessage(err)}`;
+      env.reasons.add(reason('artifact-failed', why, env.c(`memory/${c.pid}.core`)));
+      r = {
+        status: 'failed',
+        bytes: 0,
+        reason: why,
+        verdict: withProblem(derivedVerdict([]), 'failed', reason('artifact-failed', why, selPath)),
+      };
+    }
     left -= BigInt(r.bytes);
     verdicts.push(r.verdict);
     results.push({
