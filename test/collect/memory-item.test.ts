@@ -6,8 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactCollector, type ProfileSpecInput, type TargetReport } from '../../src/collect/index.js';
+import { describe, expect, it } from 'vitest';
+import type { ArtifactCollector, ProfileSpecInput, TargetReport } from '../../src/collect/index.js';
 import { verifyEvidence } from '../../src/evidence/index.js';
 import type {
   SandboxEntry,
@@ -15,24 +15,13 @@ import type {
   SandboxPreset,
   SandboxProcessSpec,
 } from '../../src/testing/sandbox/index.js';
-import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, type Env, sandboxMissing, startEnv } from './support.js';
-
-function tool(name: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { skipWithoutCommand, skipWithoutPeer } from '../support/peers.js';
+import { acquireSandbox, bundleJson, type ManifestRecord, sandboxMissing, useEnv } from './support.js';
 
 const skip =
   skipWithoutPeer('bwrap', sandboxMissing()) ||
-  skipWithoutPeer('gdb', tool('gdb') ? undefined : 'gdb not installed (apt-get install gdb)') ||
-  skipWithoutPeer(
-    'readelf',
-    tool('readelf') ? undefined : 'readelf not installed (apt-get install binutils)',
-  );
+  skipWithoutCommand('gdb', 'gdb') ||
+  skipWithoutCommand('readelf', 'binutils');
 
 const MARK_A = 'EKSF_IMPLANT_';
 const MARK_B = 'KEY_ONLY_IN_MEMORY_5c21';
@@ -62,9 +51,6 @@ interface Selection {
   leftOut: { pid: number }[];
   problem?: string;
 }
-interface Manifest {
-  artifacts: { path: string; status: string; reason?: string; bytes: number }[];
-}
 
 const memoryOnly = (extra: Record<string, unknown> = {}, maxProcesses = 2000): ProfileSpecInput => ({
   name: 'mem',
@@ -80,31 +66,17 @@ const memoryOnly = (extra: Record<string, unknown> = {}, maxProcesses = 2000): P
 });
 
 describe.skipIf(skip)('the memory item (sandbox, readelf, gdb)', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 120_000);
+  const env = useEnv();
 
   async function acquire(
     profiles: ArtifactCollectorProfiles,
     processes: SandboxProcessSpec[],
     files: FileList = [],
     preset: SandboxPreset = 'busybox',
-  ): Promise<{ report: TargetReport; loc: string; sel: Selection; arts: Manifest['artifacts'] }> {
-    const t = await addSandboxPod(
-      env,
-      { preset, files, processes },
-      preset === 'busybox' ? { command: ['sleep', '86400'] } : {},
-    );
-    const collector = new ArtifactCollector({ sink: env.sink, profiles });
-    const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
-    const loc = report.location as string;
-    const arts = bundleJson<Manifest>(loc, 'manifest.json').artifacts;
-    const sel = collectedJson<Selection>(loc, 'containers/app/memory/selection.json');
-    return { report, loc, sel, arts };
+  ): Promise<{ report: TargetReport; loc: string; sel: Selection; arts: ManifestRecord[] }> {
+    const r = await acquireSandbox(env(), { preset, files, processes }, { profiles });
+    const sel = collectedJson<Selection>(r.loc, 'containers/app/memory/selection.json');
+    return { report: r.report, loc: r.loc, sel, arts: r.artifacts };
   }
   type ArtifactCollectorProfiles = ConstructorParameters<typeof ArtifactCollector>[0]['profiles'];
 

@@ -6,7 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readTarEntry } from '../../src/collect/index.js';
+import { afterAll, beforeAll } from 'vitest';
+import {
+  ArtifactCollector,
+  type ArtifactCollectorOptions,
+  readTarEntry,
+  type TargetReport,
+} from '../../src/collect/index.js';
 import { DirectorySink } from '../../src/evidence/index.js';
 import { KubeClient } from '../../src/kube/index.js';
 import { FakeCluster, type FakeClusterOptions } from '../../src/testing/index.js';
@@ -130,4 +136,50 @@ export async function collectedFile(
   if (row.stream.endsWith('.tar')) return readTarEntry(raw, row.entry ?? '');
   if (row.offset === undefined || row.bytes === undefined) return undefined;
   return raw.subarray(row.offset, row.offset + row.bytes);
+}
+
+/** Starts an environment before the tests of the enclosing `describe` and closes it after; returns a getter. */
+export function useEnv(): () => Env {
+  let env: Env | undefined;
+  beforeAll(async () => {
+    env = await startEnv();
+  }, 60_000);
+  afterAll(async () => {
+    await env?.close();
+  }, 120_000);
+  return () => {
+    if (!env) throw new Error('the test environment did not start');
+    return env;
+  };
+}
+
+/** A manifest record, as the collector tests read it. */
+export interface ManifestRecord {
+  path: string;
+  status: string;
+  reason?: string;
+  bytes: number;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Adds a one-container sandbox pod (busybox images run `sleep`, others their entrypoint), acquires
+ * it with a collector on the environment's sink, and returns the target's report, its bundle
+ * folder and its manifest records.
+ */
+export async function acquireSandbox(
+  env: Env,
+  pod: SandboxContainerOptions,
+  options: Omit<ArtifactCollectorOptions, 'sink'>,
+): Promise<{ report: TargetReport; loc: string; artifacts: ManifestRecord[] }> {
+  const busybox = (pod.preset ?? 'busybox') === 'busybox';
+  const t = await addSandboxPod(env, pod, busybox ? { command: ['sleep', '86400'] } : {});
+  const collector = new ArtifactCollector({ sink: env.sink, ...options });
+  const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
+  const loc = report.location as string;
+  return {
+    report,
+    loc,
+    artifacts: bundleJson<{ artifacts: ManifestRecord[] }>(loc, 'manifest.json').artifacts,
+  };
 }

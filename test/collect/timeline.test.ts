@@ -3,7 +3,7 @@
  * directory and mount point is its own root with its own budget, pseudo filesystems stay out,
  * findings cover the whole tree, and a flooded or cut root says so.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ArtifactCollector,
   type ArtifactCollectorOptions,
@@ -14,7 +14,7 @@ import { applyStatOutput, type ListedEntry, renderBodyfile } from '../../src/col
 import { parseMountinfo, timelineRoots } from '../../src/collect/run/phases/metadata.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleJson, bundleText, type Env, sandboxMissing, startEnv } from './support.js';
+import { acquireSandbox, bundleJson, bundleText, sandboxMissing, useEnv } from './support.js';
 
 type FileList = (SandboxEntry & { path: SandboxPath })[];
 
@@ -98,26 +98,22 @@ describe('timeline pieces (pure)', () => {
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
 describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 120_000);
+  const env = useEnv();
 
   async function acquire(
     files: FileList,
-    opts: Partial<ArtifactCollectorOptions> = {},
+    opts: Partial<Omit<ArtifactCollectorOptions, 'sink'>> = {},
   ): Promise<{ report: TargetReport; loc: string; body: string; rec: BodyRecord }> {
-    const t = await addSandboxPod(env, { preset: 'busybox', files }, { command: ['sleep', '86400'] });
-    const collector = new ArtifactCollector({ sink: env.sink, profiles: [timeline], ...opts });
-    const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
-    const loc = report.location as string;
-    const rec = bundleJson<{ artifacts: BodyRecord[] }>(loc, 'manifest.json').artifacts.find(
+    const r = await acquireSandbox(env(), { preset: 'busybox', files }, { profiles: [timeline], ...opts });
+    const rec = r.artifacts.find(
       (a) => a.path === 'containers/app/files/bodyfile.txt',
-    ) as BodyRecord;
-    return { report, loc, body: bundleText(loc, 'containers/app/files/bodyfile.txt'), rec };
+    ) as unknown as BodyRecord;
+    return {
+      report: r.report,
+      loc: r.loc,
+      body: bundleText(r.loc, 'containers/app/files/bodyfile.txt'),
+      rec,
+    };
   }
 
   const deep = `/opt/${Array.from({ length: 20 }, (_, i) => `d${i}`).join('/')}/payload`;
@@ -216,7 +212,7 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(
       () =>
         new ArtifactCollector({
-          sink: env.sink,
+          sink: env().sink,
           profiles: [
             {
               name: 'bad',

@@ -16,24 +16,13 @@ import {
   streamProcessCore,
 } from '../../src/collect/coverage/index.js';
 import { addSandboxPod, type Env, sandboxMissing, startEnv } from '../collect/support.js';
-import { skipWithoutPeer } from '../support/peers.js';
+import { skipWithoutCommand, skipWithoutPeer } from '../support/peers.js';
 import { kubeExec, run } from './support.js';
-
-function tool(name: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const skip =
   skipWithoutPeer('bwrap', sandboxMissing()) ||
-  skipWithoutPeer('gdb', tool('gdb') ? undefined : 'gdb not installed (apt-get install gdb)') ||
-  skipWithoutPeer(
-    'readelf',
-    tool('readelf') ? undefined : 'readelf not installed (apt-get install binutils)',
-  );
+  skipWithoutCommand('gdb', 'gdb') ||
+  skipWithoutCommand('readelf', 'binutils');
 
 const MARK_A = 'EKSF_MEM_';
 const MARK_B = 'ONLY_IN_HEAP_7f3a91';
