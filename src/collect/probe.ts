@@ -44,6 +44,7 @@ export const PROBE_SCRIPT = [
   'f cat cat /proc/self/status',
   'f date date -u +%s',
   'f wc-c wc -c /proc/self/status',
+  'f xargs-0 xargs -0 stat -c %s /',
   'u=; while IFS= read -r l; do case $l in Uid:*) set -- $l; u=$2;; esac; done </proc/self/status 2>/dev/null',
   'printf "U\\t%s\\n" "$u"',
   'printf "S\\t%s\\n" "$$"',
@@ -55,7 +56,16 @@ export function probeArgv(shell: string = SHELL_CANDIDATES[0]): string[] {
 }
 
 /** Feature tests run by the probe. */
-export type ProbeFeature = 'tar' | 'find-print0' | 'stat-c' | 'head-c' | 'readlink' | 'cat' | 'date' | 'wc-c';
+export type ProbeFeature =
+  | 'tar'
+  | 'find-print0'
+  | 'stat-c'
+  | 'head-c'
+  | 'readlink'
+  | 'cat'
+  | 'date'
+  | 'wc-c'
+  | 'xargs-0';
 
 /** What the probe found in one container. */
 export interface ProbeResult {
@@ -90,6 +100,7 @@ export function parseProbeOutput(stdout: string, shell: string): ProbeResult {
     'cat',
     'date',
     'wc-c',
+    'xargs-0',
   ]);
   for (const line of stdout.slice(0, 64 * 1024).split('\n')) {
     const parts = line.split('\t');

@@ -217,6 +217,17 @@ export function listingArgv(
  */
 export const STAT_FORMAT = '%i|%f|%h|%u|%g|%s|%X|%Y|%Z|%W|%n';
 
+/**
+ * argv of a metadata batch fed on stdin: `xargs -0 stat -c FORMAT --` reads NUL-terminated paths
+ * (no shell; the exec request stays small however many paths a batch holds).
+ */
+export function statStdinArgv(): string[] {
+  return ['xargs', '-0', 'stat', '-c', STAT_FORMAT, '--'];
+}
+
+/** Paths per stdin-fed `stat` batch at most, and bytes of their names. */
+export const STAT_STDIN_BATCH = { paths: 4000, bytes: 1024 * 1024 } as const;
+
 /** argv of a metadata batch: `stat -c FORMAT -- paths…` (no shell). */
 export function statArgv(paths: readonly string[]): string[] {
   return ['stat', '-c', STAT_FORMAT, '--', ...paths];

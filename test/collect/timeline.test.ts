@@ -11,7 +11,7 @@ import {
   type TargetReport,
 } from '../../src/collect/index.js';
 import { applyStatOutput, type ListedEntry, renderBodyfile } from '../../src/collect/listing.js';
-import { parseMountinfo, timelineRoots } from '../../src/collect/run/phases/metadata.js';
+import { parseMountinfo, timelineRoots } from '../../src/collect/run/phases/timeline.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { acquireSandbox, bundleJson, bundleText, sandboxMissing, useEnv } from './support.js';
@@ -148,6 +148,13 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
       'containers/app/files/findings.json',
     );
     expect(findings.setuid).toContain('/usr/bin/.sshd');
+    // stat is fed on stdin (`xargs -0`): one exec for the whole tree here, not one per 8 KiB of argv
+    const stats = bundleJson<{ artifacts: { path: string; argv?: string[] }[] }>(
+      loc,
+      'manifest.json',
+    ).artifacts.filter((a) => a.path.includes('files/stat-'));
+    expect(stats.length).toBe(1);
+    expect(stats[0]?.argv?.slice(0, 3)).toEqual(['xargs', '-0', 'stat']);
     expect(findings.worldWritable).toContain('/srv/data/open.sh');
   }, 120_000);
 

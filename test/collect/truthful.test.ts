@@ -253,7 +253,10 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
 
   it('a stat that hangs silently is ended by the no-progress watchdog, failed, and the bodyfile says so', async () => {
     const { report } = await acquire(
-      [{ path: '/srv/app/a.txt', content: 'alpha\n' }, shWrapper('[ "$5" = stat ]', 'exec sleep 613')],
+      [
+        { path: '/srv/app/a.txt', content: 'alpha\n' },
+        shWrapper('{ [ "$5" = stat ] || [ "$5" = xargs ]; }', 'exec sleep 613'),
+      ],
       { limits: { noProgressMs: 1000 } },
     );
     const arts = manifest(report.location as string);
