@@ -12,7 +12,7 @@ const podState: ItemInput[] = [
     id: 'pod-api',
     kind: 'api',
     description:
-      'A1-A4: pod JSON, events, current and previous logs, owner chain, service account, node, identity context',
+      'A1-A4: pod JSON, events, current and previous logs, owner references (the resolved owner chain is in the identity context), service account, node, identity context',
     resources: ['pod', 'events', 'logs', 'previousLogs', 'owners', 'serviceAccount', 'node', 'identity'],
   },
 ];
