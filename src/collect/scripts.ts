@@ -234,23 +234,36 @@ export function statArgv(paths: readonly string[]): string[] {
 }
 
 /**
+ * Splits `items`, in order, into batches of at most `maxCost` summed `cost` and at most `maxItems`
+ * items; every batch holds at least one item (an item over `maxCost` goes alone).
+ */
+export function batchBy<T>(
+  items: readonly T[],
+  cost: (item: T) => number,
+  maxCost: number,
+  maxItems = Number.POSITIVE_INFINITY,
+): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let total = 0;
+  for (const it of items) {
+    const n = cost(it);
+    if (cur.length > 0 && (cur.length >= maxItems || total + n > maxCost)) {
+      out.push(cur);
+      cur = [];
+      total = 0;
+    }
+    cur.push(it);
+    total += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
  * Splits `items` into batches whose argv, URL-encoded as exec sends it (`&command=…` per
  * argument), stays under `maxChars`, so no exec request line outgrows the server's header limit.
  */
 export function batchByChars<T>(items: readonly T[], key: (item: T) => string, maxChars: number): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let chars = 0;
-  for (const it of items) {
-    const n = encodeURIComponent(key(it)).length + 16;
-    if (cur.length > 0 && chars + n > maxChars) {
-      out.push(cur);
-      cur = [];
-      chars = 0;
-    }
-    cur.push(it);
-    chars += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return batchBy(items, (it) => encodeURIComponent(key(it)).length + 16, maxChars);
 }

@@ -13,7 +13,14 @@ import {
   renderBodyfile,
 } from '../../listing.js';
 import type { FileItem } from '../../schema.js';
-import { batchByChars, listingArgv, STAT_STDIN_BATCH, statArgv, statStdinArgv } from '../../scripts.js';
+import {
+  batchBy,
+  batchByChars,
+  listingArgv,
+  STAT_STDIN_BATCH,
+  statArgv,
+  statStdinArgv,
+} from '../../scripts.js';
 import { frameVerdict, type Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { planListing, type RootBudget, rootBudget } from '../listing-plan.js';
@@ -44,29 +51,6 @@ interface Job {
   label: string;
   root: string;
   depth: number;
-}
-
-/** Splits `items` into batches of at most `limits.paths` items and `limits.bytes` bytes (at least one item each). */
-function batchByLimits<T>(
-  items: readonly T[],
-  size: (item: T) => number,
-  limits: { paths: number; bytes: number },
-): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const it of items) {
-    const n = size(it);
-    if (cur.length > 0 && (cur.length >= limits.paths || bytes + n > limits.bytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(it);
-    bytes += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
 
 /** What one root of a listing exec gave. */
@@ -367,7 +351,12 @@ export async function metadataPhase(
     // where `xargs -0` works, the paths go on stdin (thousands per exec); else in argv batches
     const viaStdin = env.probe?.features['xargs-0'] === true;
     const batches = viaStdin
-      ? batchByLimits(wanted, (e) => Buffer.byteLength(`${prefix}${e.path}`) + 1, STAT_STDIN_BATCH)
+      ? batchBy(
+          wanted,
+          (e) => Buffer.byteLength(`${prefix}${e.path}`) + 1,
+          STAT_STDIN_BATCH.bytes,
+          STAT_STDIN_BATCH.paths,
+        )
       : batchByChars(wanted, (e) => `${prefix}${e.path}`, env.limits.maxArgvChars);
     for (const [bi, batch] of batches.entries()) {
       if (env.signal.aborted) break;
