@@ -22,7 +22,7 @@ export function canPullBytes(env: PhaseEnv): boolean {
  * every problem the item itself reported (a cap, a cut stream, a weak hash).
  */
 export async function coverageVerdict(
-  verdicts: readonly Promise<Verdict>[],
+  verdicts: readonly (Verdict | Promise<Verdict>)[],
   problems: readonly string[],
   label: string,
   path: string,

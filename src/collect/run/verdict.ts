@@ -141,6 +141,11 @@ export function withProblem(v: Verdict, status: 'truncated' | 'failed', r: Reaso
   return make(s, [...v.reasons, r], v.exitCode);
 }
 
+/** A verdict that is only a problem: evidence that is not there (a root never listed, rows not read). */
+export function problemVerdict(status: 'truncated' | 'failed', r: Reason): Verdict {
+  return make(status, [r], null);
+}
+
 /** The verdict a stored record stands for (for evidence derived from stored artifacts). */
 export function verdictOfRecord(rec: ArtifactRecord): Verdict {
   if (rec.status === 'complete') return make('complete', [], rec.exitCode ?? null);

@@ -13,7 +13,7 @@ import { receiveTar, type TarReceiveResult } from '../../tar.js';
 import type { Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import { derivedVerdict, type ReceiverFinding, type Verdict, withProblem } from '../verdict.js';
+import { problemVerdict, type ReceiverFinding, type Verdict } from '../verdict.js';
 import { rootPrefix } from '../view.js';
 import { type Delivered, type FileRow, finishRow, type ReadContentMode, selectRows } from './rows.js';
 
@@ -61,7 +61,7 @@ export async function contentPhase(
       env.c('files/index.json'),
     );
     env.reasons.add(why);
-    verdicts.push(withProblem(derivedVerdict([]), 'truncated', why));
+    verdicts.push(problemVerdict('truncated', why));
   }
   const src: Src = { kind: 'files', profile: specs.map((s) => s.name).join(','), item: 'file-items' };
   await env.store.derived(

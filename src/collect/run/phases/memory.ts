@@ -16,7 +16,7 @@ import type { MemoryItem } from '../../schema.js';
 import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exec.js';
 import { errMessage, type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import { derivedVerdict, type Verdict, withProblem } from '../verdict.js';
+import { problemVerdict, type Verdict, withProblem } from '../verdict.js';
 import { type ProcessTable, type ProcRow, suspectReasons } from './process-table.js';
 
 const MiB = 1024 * 1024;
@@ -155,7 +155,7 @@ export async function memoryStep(
         status: 'failed',
         bytes: 0,
         reason: why,
-        verdict: withProblem(derivedVerdict([]), 'failed', reason('artifact-failed', why, selPath)),
+        verdict: problemVerdict('failed', reason('artifact-failed', why, selPath)),
       };
     }
     left -= BigInt(r.bytes);
@@ -167,8 +167,11 @@ export async function memoryStep(
       ...(r.reason ? { reason: r.reason } : {}),
     });
   }
-  let v: Verdict = await coverageVerdict(
-    [],
+  // the selection inherits every core's verdict, and is only as complete as the process table it
+  // was made from
+  if (table && s.select !== 'none') verdicts.push(table.verdict);
+  const v = await coverageVerdict(
+    verdicts,
     [
       ...(problem ? [problem] : []),
       ...(leftOut.length > 0
@@ -179,22 +182,6 @@ export async function memoryStep(
     'memory',
     selPath,
   );
-  // the selection is only as complete as the process table it was made from
-  if (table && s.select !== 'none') verdicts.push(table.verdict);
-  for (const x of verdicts)
-    if (x.status !== 'complete')
-      v = withProblem(
-        v,
-        x.status === 'failed' ? 'failed' : 'truncated',
-        reason(
-          'artifact-truncated',
-          x.reasons
-            .map((y) => y.text)
-            .join('; ')
-            .slice(0, 500) || 'a core is incomplete',
-          selPath,
-        ),
-      );
   env.log({ event: 'memory', chosen: chosen.length, read: taken.length, leftOut: leftOut.length });
   const doc = {
     select: s.select,

@@ -25,7 +25,7 @@ import { frameVerdict, type Received } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { planListing, type RootBudget, rootBudget } from '../listing-plan.js';
 import { reason } from '../reasons.js';
-import { derivedVerdict, type Verdict, withProblem } from '../verdict.js';
+import { derivedVerdict, problemVerdict, type Verdict, withProblem } from '../verdict.js';
 import { rootPrefix } from '../view.js';
 import { discoverTopLevel, MAX_TIMELINE_ROOTS, timelineRoots } from './timeline.js';
 
@@ -169,7 +169,7 @@ export async function metadataPhase(
         for (const jobIndex of todo) {
           const job = jobs[jobIndex] as Job;
           const text = `${job.label} not listed: the target's listing budget of ${maxListed} names is spent (maxListedEntriesPerTarget)`;
-          const v = withProblem(derivedVerdict([]), 'truncated', reason('listing-root-truncated', text));
+          const v = problemVerdict('truncated', reason('listing-root-truncated', text));
           verdicts.push(v);
           roots.push({
             root: job.label,
@@ -325,7 +325,7 @@ export async function metadataPhase(
     const all = timelineRoots(named, top.mounts);
     if (all.length > MAX_TIMELINE_ROOTS) {
       const text = `whole-filesystem timeline: ${all.length - MAX_TIMELINE_ROOTS} of ${all.length} top-level directories and mount points not listed (at most ${MAX_TIMELINE_ROOTS} roots), e.g. ${all.slice(MAX_TIMELINE_ROOTS, MAX_TIMELINE_ROOTS + 3).join(', ')}`;
-      verdicts.push(withProblem(derivedVerdict([]), 'truncated', reason('listing-root-truncated', text)));
+      verdicts.push(problemVerdict('truncated', reason('listing-root-truncated', text)));
       env.reasons.add(reason('listing-root-truncated', text));
     }
     wholeRoots = all.slice(0, MAX_TIMELINE_ROOTS).map((r) => ({ root: r, depth: Math.max(0, depth - 1) }));
