@@ -4,19 +4,11 @@
  * for what was not read whole.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ArtifactCollector, type ProfileSpecInput, type TargetReport } from '../../src/collect/index.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import {
-  addSandboxPod,
-  bundleJson,
-  bundleText,
-  collectedFile,
-  type Env,
-  sandboxMissing,
-  startEnv,
-} from './support.js';
+import { addSandboxPod, bundleJson, bundleText, collectedFile, sandboxMissing, useEnv } from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -63,13 +55,7 @@ interface Row {
 }
 
 describe.skipIf(skip)('coverage items in the collector', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 120_000);
+  const env = useEnv();
 
   async function acquire(
     files: FileList,

@@ -2,18 +2,10 @@
  * The documented example (examples/custom-profile.ts) runs against a sandbox container and its
  * profiles produce what docs/profiles.md says they do.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nginxProfile, runCustomProfile, webSummaryProfile } from '../../examples/custom-profile.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import {
-  addSandboxPod,
-  bundleJson,
-  collectedFile,
-  type Env,
-  filesIndex,
-  sandboxMissing,
-  startEnv,
-} from './support.js';
+import { addSandboxPod, bundleJson, collectedFile, filesIndex, sandboxMissing, useEnv } from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
@@ -31,13 +23,7 @@ describe('examples/custom-profile.ts (pure)', () => {
 });
 
 describe.skipIf(skip)('examples/custom-profile.ts on a sandbox container', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 120_000);
+  const env = useEnv();
 
   it('collects nginx files, hashes the key, lists the web root and writes the summary', async () => {
     await env.cluster.addPod({

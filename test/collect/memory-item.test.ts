@@ -74,7 +74,7 @@ describe.skipIf(skip)('the memory item (sandbox, readelf, gdb)', () => {
     files: FileList = [],
     preset: SandboxPreset = 'busybox',
   ): Promise<{ report: TargetReport; loc: string; sel: Selection; arts: ManifestRecord[] }> {
-    const r = await acquireSandbox(env(), { preset, files, processes }, { profiles });
+    const r = await acquireSandbox(env, { preset, files, processes }, { profiles });
     const sel = collectedJson<Selection>(r.loc, 'containers/app/memory/selection.json');
     return { report: r.report, loc: r.loc, sel, arts: r.artifacts };
   }

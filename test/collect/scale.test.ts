@@ -2,22 +2,16 @@
  * Many containers: 50 sandbox containers with concurrency 8 all complete; an abort midway leaves
  * every unfinished bundle marked incomplete with nothing lost.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ArtifactCollector, type ProgressEvent } from '../../src/collect/index.js';
 import { verifyEvidence } from '../../src/evidence/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { addSandboxPod, bundleHas, type Env, sandboxMissing, startEnv } from './support.js';
+import { addSandboxPod, bundleHas, sandboxMissing, useEnv } from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
 describe.skipIf(skip)('collector at scale', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 180_000);
+  const env = useEnv(180_000);
 
   it('50 containers with concurrency 8 all complete', async () => {
     const targets = [];

@@ -138,19 +138,24 @@ export async function collectedFile(
   return raw.subarray(row.offset, row.offset + row.bytes);
 }
 
-/** Starts an environment before the tests of the enclosing `describe` and closes it after; returns a getter. */
-export function useEnv(): () => Env {
+/**
+ * Starts an environment before the tests of the enclosing `describe` and closes it after. The
+ * returned object stands for it (read its fields inside tests and hooks, not at collection time).
+ */
+export function useEnv(closeTimeoutMs = 120_000): Env {
   let env: Env | undefined;
   beforeAll(async () => {
     env = await startEnv();
   }, 60_000);
   afterAll(async () => {
     await env?.close();
-  }, 120_000);
-  return () => {
-    if (!env) throw new Error('the test environment did not start');
-    return env;
-  };
+  }, closeTimeoutMs);
+  return new Proxy({} as Env, {
+    get(_, key) {
+      if (!env) throw new Error('the test environment did not start');
+      return env[key as keyof Env];
+    },
+  });
 }
 
 /** A manifest record, as the collector tests read it. */

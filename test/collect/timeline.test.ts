@@ -104,7 +104,7 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     files: FileList,
     opts: Partial<Omit<ArtifactCollectorOptions, 'sink'>> = {},
   ): Promise<{ report: TargetReport; loc: string; body: string; rec: BodyRecord }> {
-    const r = await acquireSandbox(env(), { preset: 'busybox', files }, { profiles: [timeline], ...opts });
+    const r = await acquireSandbox(env, { preset: 'busybox', files }, { profiles: [timeline], ...opts });
     const rec = r.artifacts.find(
       (a) => a.path === 'containers/app/files/bodyfile.txt',
     ) as unknown as BodyRecord;
@@ -219,7 +219,7 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(
       () =>
         new ArtifactCollector({
-          sink: env().sink,
+          sink: env.sink,
           profiles: [
             {
               name: 'bad',

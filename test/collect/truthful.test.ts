@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ArtifactCollector,
   type ArtifactCollectorOptions,
@@ -16,15 +16,7 @@ import {
 import type { SandboxEntry, SandboxPath, SandboxProcessSpec } from '../../src/testing/sandbox/index.js';
 import type { Logger } from '../../src/util/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import {
-  addSandboxPod,
-  bundleJson,
-  bundleText,
-  type Env,
-  filesIndex,
-  sandboxMissing,
-  startEnv,
-} from './support.js';
+import { addSandboxPod, bundleJson, bundleText, filesIndex, sandboxMissing, useEnv } from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
@@ -64,13 +56,7 @@ const small: ProfileSpecInput = {
 };
 
 describe.skipIf(skip)('truthful evidence under attack', () => {
-  let env: Env;
-  beforeAll(async () => {
-    env = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await env?.close();
-  }, 180_000);
+  const env = useEnv(180_000);
 
   async function acquire(
     files: FileList,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   applyEnvPolicy,
   historyPaths,
@@ -8,7 +8,7 @@ import {
 } from '../../src/collect/coverage/index.js';
 import { transformEnviron } from '../../src/collect/index.js';
 import { hostileProcesses } from '../../src/testing/sandbox/index.js';
-import { addSandboxPod, type Env, sandboxMissing, startEnv } from '../collect/support.js';
+import { addSandboxPod, sandboxMissing, useEnv } from '../collect/support.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { kubeExec, run } from './support.js';
 
@@ -118,13 +118,7 @@ describe('passwd → history paths (hostile)', () => {
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
 describe.skipIf(skip)('environment policy and history homes (sandbox)', () => {
-  let e: Env;
-  beforeAll(async () => {
-    e = await startEnv();
-  }, 60_000);
-  afterAll(async () => {
-    await e?.close();
-  }, 60_000);
+  const e = useEnv(60_000);
 
   it('reads an LD_PRELOAD in clear from a planted process, and history from a home only passwd names', async () => {
     const t = await addSandboxPod(e, {
