@@ -11,7 +11,7 @@ import {
   type TargetReport,
 } from '../../src/collect/index.js';
 import { applyStatOutput, type ListedEntry, renderBodyfile } from '../../src/collect/listing.js';
-import { parseMountinfo, timelineRoots } from '../../src/collect/run/phases/timeline.js';
+import { MAX_TIMELINE_ROOTS, parseMountinfo, timelineRoots } from '../../src/collect/run/phases/timeline.js';
 import type { SandboxEntry, SandboxPath } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
 import { acquireSandbox, bundleJson, bundleText, sandboxMissing, useEnv } from './support.js';
@@ -183,6 +183,19 @@ describe.skipIf(skip)('whole-filesystem timeline (sandbox)', () => {
     expect(listed.length).toBeLessThanOrEqual(400);
     expect(report.status).toBe('partial');
   }, 120_000);
+
+  it('more top-level directories than the timeline lists roots: the rest are named, never silently left out', async () => {
+    const files: FileList = [{ path: '/usr/bin/.sshd', content: '#!/bin/sh\n', mode: 0o4755 }];
+    for (let i = 0; i < MAX_TIMELINE_ROOTS + 40; i++)
+      files.push({ path: `/a${String(i).padStart(5, '0')}` as SandboxPath, type: 'dir' });
+    const { report, rec, body } = await acquire(files);
+    expect(rec.status).toBe('truncated');
+    expect(rec.reason).toMatch(/top-level directories and mount points not listed \(at most 4096 roots\)/);
+    expect(rec.reason).toMatch(/a0\d{4}/);
+    // planted names that sort first cannot push the system's directories past the cap
+    expect(body).toContain('|/usr/bin/.sshd|');
+    expect(report.status).toBe('partial');
+  }, 300_000);
 
   it('a listing shell killed after perfect output of the whole tree is not complete', async () => {
     const files: FileList = [

@@ -51,7 +51,8 @@ export function parseMountinfo(text: string): { mountPoint: string; fsType: stri
 
 /**
  * The roots of a whole-filesystem listing: every top-level directory and every mount point (the
- * listing does not cross filesystems), except pseudo filesystems and what lies under them. Pure.
+ * listing does not cross filesystems), except pseudo filesystems and what lies under them; mount
+ * points and the standard top-level directories come first, the others after. Pure.
  */
 export function timelineRoots(
   topLevel: readonly string[],
@@ -63,11 +64,21 @@ export function timelineRoots(
   const under = (p: string) => pseudo.some((q) => p === q || p.startsWith(`${q}/`));
   // without mountinfo, the kernel's own trees are still left out by name
   if (mounts.length === 0) pseudo.push('/proc', '/sys');
-  const roots = new Set<string>();
-  for (const t of topLevel) if (!under(t)) roots.add(t);
-  for (const m of mounts) if (m.mountPoint !== '/' && !under(m.mountPoint)) roots.add(m.mountPoint);
-  return [...roots].sort();
+  const first = new Set<string>();
+  const rest = new Set<string>();
+  for (const m of mounts) if (m.mountPoint !== '/' && !under(m.mountPoint)) first.add(m.mountPoint);
+  for (const t of topLevel) if (!under(t)) (STANDARD_TOP.has(t) ? first : rest).add(t);
+  // the system's own directories and the mount points first: thousands of planted top-level
+  // directories cannot push `/usr` or a volume past the cap on roots
+  return [...[...first].sort(), ...[...rest].filter((r) => !first.has(r)).sort()];
 }
+
+/** Top-level directories of Linux images (FHS and common application roots), listed before any other. */
+const STANDARD_TOP: ReadonlySet<string> = new Set(
+  ['bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib32', 'lib64', 'libx32', 'opt', 'root', 'run']
+    .concat(['sbin', 'srv', 'tmp', 'usr', 'var', 'app', 'data', 'workspace'])
+    .map((n) => `/${n}`),
+);
 
 const MOUNTINFO_SCRIPT = 'while IFS= read -r l; do printf "%s\\n" "$l"; done < "$1"';
 
