@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ArtifactCollector, ProfileSpecInput, TargetReport } from '../../src/collect/index.js';
+import { chooseProcesses } from '../../src/collect/run/phases/memory.js';
+import type { ProcRow } from '../../src/collect/run/phases/process-table.js';
 import { verifyEvidence } from '../../src/evidence/index.js';
 import type {
   SandboxEntry,
@@ -63,6 +65,32 @@ const memoryOnly = (extra: Record<string, unknown> = {}, maxProcesses = 2000): P
     },
     { id: 'memory', kind: 'memory', ...extra },
   ],
+});
+
+describe('memory selection (pure)', () => {
+  const row = (pid: number, extra: Partial<ProcRow> = {}): ProcRow => ({
+    pid,
+    exeDeleted: false,
+    fds: {},
+    ns: {},
+    collector: false,
+    ...extra,
+  });
+  it('a live process whose executable could not be read is not taken as innocent', () => {
+    const table = [
+      row(1, { exe: '/bin/busybox', state: 'S (sleeping)' }),
+      row(7, { state: 'S (sleeping)' }),
+      row(8, { state: 'Z (zombie)' }),
+      row(9, { collector: true }),
+    ];
+    const r = chooseProcesses({ select: 'suspects', pids: [], match: [] }, table);
+    expect(r.chosen).toEqual([]);
+    expect(r.problem).toMatch(
+      /1 process\(es\) whose executable could not be read were not classified \(pids 7\)/,
+    );
+    // every process (select: all) takes it anyway: nothing left unclassified
+    expect(chooseProcesses({ select: 'all', pids: [], match: [] }, table).problem).toBeUndefined();
+  });
 });
 
 describe.skipIf(skip)('the memory item (sandbox, readelf, gdb)', () => {

@@ -82,6 +82,11 @@ export function chooseProcesses(
       [r.name, r.cmdline, r.exe].some((t) => t !== undefined && re.test(t.slice(0, MATCH_TEXT))),
     );
   const taken = new Map<number, Chosen>();
+  // a live process whose executable could not be read cannot be called innocent
+  const unclassified =
+    s.select === 'suspects'
+      ? table.filter((r) => !r.collector && r.exe === undefined && !(r.state ?? '').startsWith('Z'))
+      : [];
   for (const r of table) {
     if (r.collector || s.pids.includes(r.pid) || !matches(r)) continue;
     const why = s.select === 'all' ? ['every process'] : suspectReasons(r);
@@ -95,7 +100,17 @@ export function chooseProcesses(
       forks.push(c);
     } else chosen.push(c);
   }
-  return { chosen: [...chosen, ...forks] };
+  return {
+    chosen: [...chosen, ...forks],
+    ...(unclassified.length > 0
+      ? {
+          problem: `${unclassified.length} process(es) whose executable could not be read were not classified (pids ${unclassified
+            .slice(0, 20)
+            .map((r) => r.pid)
+            .join(', ')}); name them in \`pids\` to read their memory`,
+        }
+      : {}),
+  };
 }
 
 /** Machine of the node, for a core whose executable header could not be read. */
