@@ -5,7 +5,7 @@
  */
 export { abortError, throwIfAborted, withTimeout } from './abort.js';
 export { HashingStream, sha256Hex } from './hash.js';
-export { Sha256, type Sha256Options } from './sha256.js';
 export { loadYaml } from './lazy.js';
 export { type Logger, silentLogger } from './logger.js';
 export { redactSecrets } from './redact.js';
+export { Sha256, type Sha256Options } from './sha256.js';

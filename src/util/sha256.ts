@@ -102,12 +102,13 @@ class HashWorker {
 }
 
 /** Workers, started on first use; none where there is only one CPU or no worker threads. */
-const pool: { workers: HashWorker[] | undefined; size: number; nextId: number; spare: SharedArrayBuffer[] } = {
-  workers: undefined,
-  size: availableParallelism() >= 2 ? 2 : 0,
-  nextId: 1,
-  spare: [],
-};
+const pool: { workers: HashWorker[] | undefined; size: number; nextId: number; spare: SharedArrayBuffer[] } =
+  {
+    workers: undefined,
+    size: availableParallelism() >= 2 ? 2 : 0,
+    nextId: 1,
+    spare: [],
+  };
 
 function openSession(): Session | undefined {
   if (pool.size < 2) return undefined;
