@@ -10,7 +10,7 @@ import { createHash, type KeyObject, randomUUID } from 'node:crypto';
 import { hostname, platform, userInfo } from 'node:os';
 import { Readable } from 'node:stream';
 import { ConfigError, EvidenceError, ValidationError } from '../errors.js';
-import { type Logger, redactSecrets, silentLogger } from '../util/index.js';
+import { type Logger, redactSecrets, Sha256, silentLogger } from '../util/index.js';
 import { PathAllocator, sanitizeBundlePath } from './paths.js';
 import { sealPayload, signSeal, toEd25519PrivateKey } from './seal.js';
 import { requestTimestamp, TIMESTAMP_FILE, type TimestampAuthority } from './tsa.js';
@@ -231,7 +231,6 @@ export class StreamingBundleWriter implements BundleWriter {
     const started = new Date();
     const source = toReadable(body);
     this.#bodies.add(source);
-    const hash = createHash('sha256');
     let bytes = 0;
     let store: ArtifactStore | undefined;
     let failure: { error: unknown; producer: boolean } | undefined;
@@ -245,6 +244,7 @@ export class StreamingBundleWriter implements BundleWriter {
       source.destroy();
     }
     if (store) {
+      const hash = new Sha256({ expectedBytes: meta.expectedBytes });
       try {
         for await (const raw of source) {
           const chunk: Buffer = Buffer.isBuffer(raw)
@@ -255,6 +255,7 @@ export class StreamingBundleWriter implements BundleWriter {
           if (chunk.length === 0) continue;
           // Start the write first, then hash while the backend's I/O runs on the same (read-only)
           // bytes: hashing and storing overlap instead of taking turns.
+          // The hash may run on a worker thread (large artifacts), so it overlaps the write too.
           let writeError: { error: unknown } | undefined;
           for (let off = 0; off < chunk.length && writeError === undefined; off += STORE_SLICE) {
             const part = chunk.length <= STORE_SLICE ? chunk : chunk.subarray(off, off + STORE_SLICE);
@@ -264,13 +265,20 @@ export class StreamingBundleWriter implements BundleWriter {
             } catch (error) {
               writeError = { error };
             }
-            hash.update(part);
+            const hashing = hash.update(part);
             bytes += part.length;
-            if (writeError === undefined && pending) {
+            if (hashing) {
+              try {
+                await hashing;
+              } catch (error) {
+                writeError ??= { error };
+              }
+            }
+            if (pending) {
               try {
                 await pending;
               } catch (error) {
-                writeError = { error };
+                writeError ??= { error };
               }
             }
           }
@@ -284,7 +292,15 @@ export class StreamingBundleWriter implements BundleWriter {
       }
       this.#bodies.delete(source);
       if (failure && !source.destroyed) source.destroy();
-      const digest = hash.digest('hex');
+      let digest = '';
+      try {
+        digest = await hash.digest();
+      } catch (error) {
+        // The hashing thread died: the bytes are stored but unproven, so the artifact fails as a
+        // storage failure (sinks re-hash what they kept, or keep nothing).
+        hash.dispose();
+        failure = { error: failure?.error ?? error, producer: false };
+      }
       if (failure) {
         try {
           kept = await store.fail(failure.error, digest, bytes, failure.producer);

@@ -451,6 +451,13 @@ export interface ArtifactMeta {
   /** Extra facts to keep in the manifest. */
   details?: Record<string, unknown>;
   /**
+   * How many bytes the body is expected to have (e.g. a file's size from `stat`): a hint that
+   * lets large artifacts start on the fast path (hashing on a worker thread, streaming straight
+   * into a tar). It is never recorded and never trusted: a wrong value costs speed, not
+   * correctness.
+   */
+  expectedBytes?: number;
+  /**
    * Called once after the body has been fully consumed and stored; its result is merged into
    * the record (e.g. the exit code from `session.result`, or `status: 'truncated'` when a limit
    * was hit). A rejection marks the artifact `failed` with the error's message (bytes are kept).

@@ -64,7 +64,6 @@ class HashWorker {
 
   constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'eks-forensics sha256' });
-    this.#worker.unref();
     this.#worker.on('message', (m: WorkerMessage) => {
       this.#settled();
       this.sessions.get(m.id)?.onMessage(m);
@@ -76,6 +75,8 @@ class HashWorker {
     };
     this.#worker.on('error', die);
     this.#worker.on('exit', (code) => die(new Error(`the hashing worker thread exited (code ${code})`)));
+    // After the listeners: adding a 'message' listener refs the port again.
+    this.#worker.unref();
   }
 
   /** Posts a message that the worker answers: the process stays alive until it does. */

@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Sha256 } from '../../src/util/sha256.js';
 
@@ -123,5 +125,16 @@ describe('Sha256 (hashing moved off the caller thread)', () => {
     const h = new Sha256({ offload: false, expectedBytes: big.length });
     await feed(h, big, 65536);
     expect(await h.digest()).toBe(ref(big));
+  });
+
+  it.each(['digest', 'abandon'])('never keeps the process alive (%s): the script exits by itself', (mode) => {
+    const child = fileURLToPath(new URL('./sha256-exit-child.mts', import.meta.url));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child, mode], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.error, 'the child did not exit within 20 s').toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(mode === 'abandon' ? 'abandoned' : ref(Buffer.alloc(8 << 20, 7)));
   });
 });
