@@ -4,7 +4,6 @@
  * @module
  */
 
-import { createHash, type Hash } from 'node:crypto';
 import type { WriteStream } from 'node:fs';
 import {
   close as closeFd,
@@ -18,9 +17,16 @@ import { type FileHandle, mkdir, open, rm, stat, unlink } from 'node:fs/promises
 import { basename, join, resolve } from 'node:path';
 import { crc32, createGzip, type Gzip, constants as zc } from 'node:zlib';
 import { EvidenceError } from '../errors.js';
+import { Sha256 } from '../util/index.js';
 import { type ArtifactStore, type BundleBackend, type FailedStore, StreamingBundleWriter } from './bundle.js';
 import { type AuxDigest, AuxFiles, closeStream, createExclusive, sinkRootError, writeTo } from './fsutil.js';
-import { BUNDLE_FILES, type BundleInit, type BundleWriter, type EvidenceSink } from './types.js';
+import {
+  type ArtifactMeta,
+  BUNDLE_FILES,
+  type BundleInit,
+  type BundleWriter,
+  type EvidenceSink,
+} from './types.js';
 
 /** Options of {@link TarSink}. */
 export interface TarSinkOptions {
@@ -201,8 +207,11 @@ class Tape {
   #idle: Array<() => void> = [];
   #slotWaiter: (Waiter & { chunk: Buffer }) | undefined;
   #error: Error | undefined;
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash = new Sha256();
+  /** The last hash update still running (on the worker thread); nothing reads the hash before it ends. */
+  #hashing: Promise<void> | undefined;
   #holdAt: number | undefined;
+  #markAt: number | undefined;
   #closed = false;
 
   private constructor(fh: FileHandle, memory: Buffer) {
@@ -241,12 +250,39 @@ class Tape {
   append(chunk: Buffer): Promise<void> | undefined {
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed) return Promise.reject(new Error('archive already closed'));
-    if (this.#holdAt === undefined) this.#hash.update(chunk);
+    const hashing = this.#holdAt === undefined ? this.#hashUpdate(chunk) : undefined;
     const n = this.#copyIn(chunk);
-    if (n === chunk.length) return undefined;
-    return new Promise((resolve, reject) => {
-      this.#slotWaiter = { chunk: chunk.subarray(n), resolve, reject };
-    });
+    const copying =
+      n === chunk.length
+        ? undefined
+        : new Promise<void>((resolve, reject) => {
+            this.#slotWaiter = { chunk: chunk.subarray(n), resolve, reject };
+          });
+    if (!hashing) return copying;
+    if (!copying) return hashing;
+    return Promise.all([hashing, copying]).then(() => undefined);
+  }
+
+  /** Hashes `chunk`; a promise while the worker still reads it (the chunk must stay as it is). */
+  #hashUpdate(chunk: Buffer): Promise<void> | undefined {
+    const p = this.#hash.update(chunk);
+    if (!p) return undefined;
+    const tracked = p.then(
+      () => {
+        if (this.#hashing === tracked) this.#hashing = undefined;
+      },
+      (e: unknown) => {
+        this.#fail(e instanceof Error ? e : new Error(String(e)));
+        throw e;
+      },
+    );
+    this.#hashing = tracked;
+    return tracked;
+  }
+
+  /** Waits for the hash to have taken everything given to it. */
+  async #hashed(): Promise<void> {
+    while (this.#hashing) await this.#hashing;
   }
 
   #copyIn(chunk: Buffer): number {
@@ -356,9 +392,40 @@ class Tape {
     return this.pos;
   }
 
+  /**
+   * Remembers the hash state at the current position and keeps hashing: the bytes that follow are
+   * expected to be final. {@link Tape.revertToMark} turns the range since the mark into a held
+   * one (when they were not); {@link Tape.dropMark} forgets it (when they were).
+   */
+  async mark(): Promise<number> {
+    await this.#hashed();
+    this.#throwIfFailed();
+    this.#hash.mark();
+    this.#markAt = this.pos;
+    return this.pos;
+  }
+
+  /** Hashing goes back to the mark: the range since is hashed again by {@link Tape.release}. */
+  async revertToMark(): Promise<void> {
+    const at = this.#markAt;
+    if (at === undefined || this.#holdAt !== undefined)
+      throw new EvidenceError('archive: no mark to go back to');
+    await this.#hashed();
+    this.#throwIfFailed();
+    this.#hash.revert();
+    this.#holdAt = at;
+    this.#markAt = undefined;
+  }
+
+  /** Forgets the mark: everything since was hashed as final. */
+  dropMark(): void {
+    this.#markAt = undefined;
+  }
+
   /** Rewrites `bytes` at `at` (inside what was appended), in the file and in the slot being filled. */
   async patch(at: number, bytes: Buffer): Promise<void> {
     await this.#whenIdle();
+    await this.#hashed();
     this.#throwIfFailed();
     const split = Math.max(0, Math.min(bytes.length, this.#base - at));
     try {
@@ -382,11 +449,13 @@ class Tape {
     const from = this.#holdAt;
     if (from === undefined) return;
     await this.#whenIdle();
+    await this.#hashed();
     this.#throwIfFailed();
     if (from < this.#base) await this.#hashFile(from, this.#base);
-    this.#hash.update(
+    const tail = this.#hash.update(
       (this.#slots[this.#cur] as Buffer).subarray(Math.max(0, from - this.#base), this.#fill),
     );
+    if (tail) await tail;
     this.#holdAt = undefined;
   }
 
@@ -401,17 +470,21 @@ class Tape {
     let turn = 0;
     const next = (at: number, buf: Buffer) => this.#read(buf, Math.min(SLOT_BYTES, to - at), at);
     let pending: Promise<number> | undefined = pos < to ? next(pos, bufs[0] as Buffer) : undefined;
+    // The hash of one buffer (possibly on the worker thread) must end before the next read fills it.
+    let hashing: Promise<void> | undefined;
     while (pending) {
       const buf = bufs[turn] as Buffer;
       const n = await pending;
       if (n <= skip) throw new EvidenceError('the archive file is shorter than what was written to it');
       const after = pos + n;
       turn ^= 1;
+      if (hashing) await hashing;
       pending = after < to ? next(after, bufs[turn] as Buffer) : undefined;
-      this.#hash.update(buf.subarray(skip, n));
+      hashing = this.#hash.update(buf.subarray(skip, n));
       pos = after;
       skip = 0;
     }
+    if (hashing) await hashing;
   }
 
   #read(buf: Buffer, len: number, pos: number): Promise<number> {
@@ -431,10 +504,11 @@ class Tape {
   async close(): Promise<string> {
     if (this.#holdAt !== undefined) throw new EvidenceError('archive closed with an entry still open');
     await this.flush();
+    await this.#hashed();
     this.#closed = true;
     await this.#fh.sync();
     await this.#closeFds();
-    return this.#hash.digest('hex');
+    return this.#hash.digest();
   }
 
   /** Closes without writing more; never rejects. */
@@ -442,6 +516,7 @@ class Tape {
     if (this.#closed) return;
     this.#closed = true;
     this.#fail(new Error('archive closed'));
+    this.#hash.dispose();
     await this.#whenIdle().catch(() => {});
     await this.#closeFds().catch(() => {});
   }
@@ -571,28 +646,52 @@ class ArchiveOut {
   }
 
   /**
-   * Appends the head of an entry whose size is not known yet, with a placeholder where the ustar
-   * header goes; returns where to {@link ArchiveOut.patch} the real one.
+   * Appends the head of an entry whose size is not known yet; returns where to
+   * {@link ArchiveOut.patch} the real ustar header. Without `guess`, a placeholder goes there and
+   * the archive's hash waits for the patch. With `guess` (the header for the size the producer
+   * expects), that header goes there and hashing goes on: when the guess was right, the patch
+   * rewrites nothing and the archive was hashed once, as it was written. The caller must
+   * {@link ArchiveOut.revoke} the guess before writing more data than it announces.
    */
-  async begin(head: Buffer, main: number): Promise<number> {
+  async begin(head: Buffer, main: number, guess?: Buffer): Promise<number> {
     const before = head.subarray(0, main);
-    const ph = placeholder(head.subarray(main));
+    const block = guess ?? placeholder(head.subarray(main));
     if (this.#level === undefined) {
       if (before.length) await this.#tape.append(before);
-      const at = this.#tape.hold();
-      await this.#tape.append(ph);
-      return at;
+    } else {
+      if (before.length) await this.write(before);
+      await this.#endSegment();
     }
-    if (before.length) await this.write(before);
-    await this.#endSegment();
-    const at = this.#tape.hold();
-    await this.#tape.append(storedMember(ph));
+    const at = guess ? await this.#tape.mark() : this.#tape.hold();
+    await this.#tape.append(this.#level === undefined ? block : storedMember(block));
     return at;
   }
 
-  /** Writes the real header over the placeholder and hashes the entry. */
-  async patch(at: number, header: Buffer): Promise<void> {
+  /**
+   * Replaces a guessed header with a placeholder (the data is going to be longer than it says):
+   * an archive cut after this point (a crash) ends in a header no reader accepts, never in data a
+   * reader would take for entries. The archive's hash goes back to the header and waits for the patch.
+   */
+  async revoke(at: number, guess: Buffer): Promise<void> {
     await this.sync();
+    await this.#tape.revertToMark();
+    const ph = placeholder(guess);
+    await this.#tape.patch(at, this.#level === undefined ? ph : storedMember(ph));
+  }
+
+  /**
+   * Writes the real header over the placeholder and hashes the entry; when the header equals the
+   * guess still in place, nothing is rewritten or hashed again.
+   */
+  async patch(at: number, header: Buffer, guess?: Buffer): Promise<void> {
+    await this.sync();
+    if (guess) {
+      if (header.equals(guess)) {
+        this.#tape.dropMark();
+        return;
+      }
+      await this.#tape.revertToMark();
+    }
     await this.#tape.patch(at, this.#level === undefined ? header : storedMember(header));
     await this.#tape.release();
   }
@@ -631,6 +730,11 @@ class ArchiveOut {
 class TapeLock {
   #held = false;
   readonly #queue: Array<() => void> = [];
+
+  /** Whether {@link TapeLock.tryAcquire} would succeed now. */
+  isFree(): boolean {
+    return !this.#held;
+  }
 
   /** The lock at once, or undefined when it is held or others wait for it. */
   tryAcquire(): (() => void) | undefined {
@@ -743,8 +847,12 @@ class TarBackend implements BundleBackend {
     });
   }
 
-  async openArtifact(path: string): Promise<ArtifactStore> {
+  async openArtifact(path: string, meta: ArtifactMeta): Promise<ArtifactStore> {
     this.#check();
+    // The producer's size hint: a large one streams into the archive from the first byte, under
+    // a header guessed from it. Never trusted: a wrong hint only costs the second hash pass.
+    const hint = meta.expectedBytes;
+    const expected = typeof hint === 'number' && Number.isSafeInteger(hint) && hint >= 0 ? hint : undefined;
     const out = this.#out;
     const lock = this.#lock;
     const fullPath = `${this.#name}/${path}`;
@@ -759,6 +867,8 @@ class TarBackend implements BundleBackend {
     let release: (() => void) | undefined;
     let headerAt = -1;
     let written = 0;
+    /** The header guessed from the hint while it still holds (data written ≤ the hint). */
+    let guess: Buffer | undefined;
     let streaming: Promise<void> | undefined;
     // spool mode
     let spoolPath: string | undefined;
@@ -767,7 +877,10 @@ class TarBackend implements BundleBackend {
 
     const startStreaming = async (first: Buffer): Promise<void> => {
       const { head, main } = entryHead(fullPath, '0', 0, mtime);
-      headerAt = await out.begin(head, main);
+      if (expected !== undefined && written <= expected) {
+        guess = entryHead(fullPath, '0', expected, mtime).head.subarray(-BLOCK);
+      }
+      headerAt = await out.begin(head, main, guess);
       for (const c of chunks.splice(0)) {
         const p = out.write(c);
         if (p) await p;
@@ -781,7 +894,7 @@ class TarBackend implements BundleBackend {
         await streaming;
         const pad = out.write(Buffer.alloc(padding(written)));
         if (pad) await pad;
-        await out.patch(headerAt, entryHead(fullPath, '0', written, mtime).head.subarray(-BLOCK));
+        await out.patch(headerAt, entryHead(fullPath, '0', written, mtime).head.subarray(-BLOCK), guess);
       } finally {
         release?.();
         release = undefined;
@@ -801,11 +914,23 @@ class TarBackend implements BundleBackend {
         if (spoolErr !== undefined) return Promise.reject(spoolErr);
         if (mode === 'archive') {
           written += chunk.length;
+          const g = guess;
+          if (g !== undefined && written > (expected ?? 0)) {
+            // More data than the hint: the guessed header must go before these bytes are written.
+            guess = undefined;
+            return (async () => {
+              await out.revoke(headerAt, g);
+              const p = out.write(chunk);
+              if (p) await p;
+            })();
+          }
           return out.write(chunk);
         }
         if (mode === 'spool')
           return spool ? writeTo(spool, chunk) : Promise.reject(new Error('spool not open'));
-        if (inMem + chunk.length <= memLimit) {
+        // A hint past the memory limit skips buffering when the archive is free at once.
+        const large = expected !== undefined && expected > memLimit && chunks.length === 0;
+        if (inMem + chunk.length <= memLimit && !(large && lock.isFree())) {
           chunks.push(chunk);
           inMem += chunk.length;
           return undefined;

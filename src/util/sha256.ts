@@ -106,7 +106,7 @@ class HashWorker {
 const pool: { workers: HashWorker[] | undefined; size: number; nextId: number; spare: SharedArrayBuffer[] } =
   {
     workers: undefined,
-    size: availableParallelism() >= 2 ? 2 : 0,
+    size: process.env.SHAOFF ? 0 : availableParallelism() >= 2 ? 2 : 0,
     nextId: 1,
     spare: [],
   };

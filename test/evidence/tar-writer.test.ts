@@ -136,42 +136,135 @@ describe('TarSink streams large artifacts into the archive', () => {
       await gnuTarCheck(res.location, 'acq-f', new Map([['cut.bin', body]]));
     });
 
-    it(`${ext}: killed while a large artifact streams: verifies as incomplete, forged bytes are not entries`, async () => {
-      const dir = join(root, `k-${gzip}`);
-      const location = await new Promise<string>((resolve, reject) => {
-        const child = fileURLToPath(new URL('./tar-writer-child.ts', import.meta.url));
-        const p = spawn(process.execPath, ['--import', 'tsx', child, gzip ? 'tar.gz' : 'tar', dir], {
-          stdio: ['ignore', 'pipe', 'pipe'],
+    it.each(['none', 'exact', 'short'])(
+      `${ext}: killed while a large artifact streams (size hint: %s): verifies as incomplete, forged bytes are not entries`,
+      async (hint) => {
+        const dir = join(root, `k-${gzip}-${hint}`);
+        const location = await new Promise<string>((resolve, reject) => {
+          const child = fileURLToPath(new URL('./tar-writer-child.ts', import.meta.url));
+          const p = spawn(process.execPath, ['--import', 'tsx', child, gzip ? 'tar.gz' : 'tar', dir, hint], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let out = '';
+          let err = '';
+          p.stderr.on('data', (d: Buffer) => {
+            err += d.toString();
+          });
+          p.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+            const m = /READY (.+)\n/.exec(out);
+            if (m?.[1]) {
+              const loc = m[1];
+              p.once('exit', () => resolve(loc));
+              p.kill('SIGKILL');
+            }
+          });
+          p.once('exit', (code, sig) => {
+            if (sig !== 'SIGKILL') reject(new Error(`child exited ${code}: ${err}`));
+          });
         });
-        let out = '';
-        let err = '';
-        p.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-        });
-        p.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /READY (.+)\n/.exec(out);
-          if (m?.[1]) {
-            const loc = m[1];
-            p.once('exit', () => resolve(loc));
-            p.kill('SIGKILL');
-          }
-        });
-        p.once('exit', (code, sig) => {
-          if (sig !== 'SIGKILL') reject(new Error(`child exited ${code}: ${err}`));
-        });
-      });
-      // the large artifact's bytes reached the file behind the placeholder
-      const fh = await openFile(location, 'r');
-      const size = (await fh.stat()).size;
-      await fh.close();
-      if (!gzip) expect(size).toBeGreaterThan(2 * 1024 * 1024);
-      const report = await verifyEvidence(location, { acceptUnanchored: true });
+        // the large artifact's bytes reached the file behind the placeholder
+        const fh = await openFile(location, 'r');
+        const size = (await fh.stat()).size;
+        await fh.close();
+        if (!gzip) {
+          expect(size).toBeGreaterThan(2 * 1024 * 1024);
+          // An exact hint puts the guessed header (valid, announcing the hinted size) in the file; a
+          // short one must have been replaced by the placeholder before the data passed the hint.
+          const raw = await readFile(location);
+          const h = raw.subarray(raw.indexOf(Buffer.from('acq-kill/big.bin')));
+          let sum = 0;
+          for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] as number);
+          const valid = Number.parseInt(h.subarray(148, 155).toString('latin1'), 8) === sum;
+          expect(valid).toBe(hint === 'exact');
+          if (hint === 'exact')
+            expect(Number.parseInt(h.subarray(124, 136).toString('latin1'), 8)).toBe(512 + (3 << 20) + 4096);
+        }
+        const report = await verifyEvidence(location, { acceptUnanchored: true });
+        expect(report.problems).toEqual([]);
+        expect(report.status).toBe('incomplete');
+        expect(report.checked).toBe(1);
+        expect(report.interrupted).toEqual(['big.bin']);
+        expect(report.unexpected ?? []).toEqual([]);
+        // GNU tar, too, must not find the forged entry in what the crash left
+        const listed = await run('tar', [gzip ? '-tzf' : '-tf', location]).catch(
+          (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
+        );
+        expect(listed.stdout).not.toContain('forged.txt');
+      },
+    );
+
+    it(`${ext}: size hints (exact, short, long, nonsense) never change what is stored or what verifies`, async () => {
+      const sink = new TarSink({ root: join(root, `h-${gzip}`), gzip, memoryBufferBytes: 64 * 1024 });
+      const w = await sink.open({ acquisitionId: 'acq-h' });
+      const expected = new Map<string, Buffer>();
+      const size = 3 * 1024 * 1024 + 77;
+      const hints: Array<[string, number]> = [
+        ['exact', size],
+        ['short', 1024 * 1024],
+        ['one-short', size - 1],
+        ['long', size + 1],
+        ['far-long', 64 * 1024 * 1024 * 1024],
+        ['past-octal', 9 * 1024 * 1024 * 1024],
+        ['zero', 0],
+        ['negative', -5],
+        ['nan', Number.NaN],
+        ['fraction', size + 0.5],
+      ];
+      let seed = 40;
+      for (const [name, expectedBytes] of hints) {
+        // A forged header right where a header guessed from the hint would end the data.
+        const body = bytesOf(size, seed++);
+        const forged = Buffer.alloc(512);
+        forged.write(`acq-h/forged-${name}.txt`, 0);
+        forged.write('ustar\u000000', 257, 'latin1');
+        if (expectedBytes > 0 && expectedBytes + 512 <= size) forged.copy(body, expectedBytes);
+        expected.set(`${name}.bin`, body);
+        const rec = await w.writeArtifact(
+          `${name}.bin`,
+          Readable.from([
+            body.subarray(0, 70_000),
+            body.subarray(70_000, 1_500_000),
+            body.subarray(1_500_000),
+          ]),
+          { ...src, expectedBytes },
+        );
+        expect(rec.status, name).toBe('complete');
+        expect(rec.bytes, name).toBe(size);
+        expect(rec.sha256, name).toBe(sha256(body));
+        expect(rec).not.toHaveProperty('expectedBytes');
+      }
+      // an exact hint on an artifact that then fails mid-stream
+      const cut = bytesOf(2 * 1024 * 1024, 99);
+      const failing = Readable.from(
+        (async function* () {
+          yield cut;
+          throw new Error('connection reset by the target');
+        })(),
+      );
+      const rec = await w.writeArtifact('cut.bin', failing, { ...src, expectedBytes: 8 * 1024 * 1024 });
+      expect(rec.status).toBe('failed');
+      expect(rec.sha256).toBe(sha256(cut));
+      expected.set('cut.bin', cut);
+      const res = await w.finalize();
+      expect(res.bundleSha256).toBe(sha256(await readFile(res.location)));
+      const report = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
       expect(report.problems).toEqual([]);
-      expect(report.status).toBe('incomplete');
-      expect(report.checked).toBe(1);
-      expect(report.interrupted).toEqual(['big.bin']);
-      expect(report.unexpected ?? []).toEqual([]);
+      expect(report.status).toBe('valid');
+      await gnuTarCheck(res.location, 'acq-h', expected);
+      const listed = await run('tar', [gzip ? '-tzf' : '-tf', res.location]);
+      expect(listed.stdout).not.toContain('forged');
+      if (!gzip) {
+        // one byte of the exact-hint artifact changed after the fact: verification must see it
+        const raw = await readFile(res.location);
+        const at = raw.indexOf(Buffer.from('acq-h/exact.bin')) + 512 + 1000;
+        const fh = await openFile(res.location, 'r+');
+        await fh.write(Buffer.from([(raw[at] as number) ^ 1]), 0, 1, at);
+        await fh.close();
+        const damaged = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
+        expect(damaged.status).not.toBe('valid');
+        expect(damaged.problems.map((p) => p.path)).toContain('exact.bin');
+      }
     });
   }
 
