@@ -7,6 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Sha256 } from '../util/index.js';
 
 /** One entry of a received tar stream, as indexed in the bundle. */
 export interface TarIndexEntry {
@@ -186,21 +187,28 @@ export async function receiveTar(
       }
       if (item.type === 'symlink' || item.type === 'link') item.flags.push(`${item.type}-not-followed`);
       if (['character-device', 'block-device', 'fifo'].includes(item.type)) item.flags.push('device-or-fifo');
-      const hash = createHash('sha256');
+      // The header's size is what tar-stream delivers (or the stream ends short): a fair hint for
+      // moving a large file's hash to a worker thread, where it overlaps storing the stream.
+      const hash = new Sha256({ expectedBytes: item.headerSize });
       const kept: Buffer[] = [];
       let keptLen = 0;
-      for await (const c of entry) {
-        const b = c as Buffer;
-        hash.update(b);
-        item.bytes += b.length;
-        if (keepBytes > 0 && keptLen < keepBytes) {
-          const part = b.subarray(0, keepBytes - keptLen);
-          kept.push(Buffer.from(part));
-          keptLen += part.length;
+      try {
+        for await (const c of entry) {
+          const b = c as Buffer;
+          const hashing = hash.update(b);
+          item.bytes += b.length;
+          if (keepBytes > 0 && keptLen < keepBytes) {
+            const part = b.subarray(0, keepBytes - keptLen);
+            kept.push(Buffer.from(part));
+            keptLen += part.length;
+          }
+          if (hashing) await hashing;
         }
+        if (item.type === 'file' || item.type === 'contiguous-file' || item.bytes > 0)
+          item.sha256 = await hash.digest();
+      } finally {
+        hash.dispose();
       }
-      if (item.type === 'file' || item.type === 'contiguous-file' || item.bytes > 0)
-        item.sha256 = hash.digest('hex');
       if (item.bytes !== item.headerSize && (item.type === 'file' || item.type === 'contiguous-file')) {
         item.flags.push('short-content');
       }

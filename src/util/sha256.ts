@@ -102,20 +102,35 @@ class HashWorker {
   }
 }
 
-/** Workers, started on first use; none where there is only one CPU or no worker threads. */
-const pool: { workers: HashWorker[] | undefined; size: number; nextId: number; spare: SharedArrayBuffer[] } =
-  {
-    workers: undefined,
-    size: process.env.SHAOFF ? 0 : availableParallelism() >= 2 ? 2 : 0,
-    nextId: 1,
-    spare: [],
-  };
+/** Workers (two, started on first use) and the shared buffers of finished sessions. */
+const pool: { workers: HashWorker[] | undefined; nextId: number; spare: SharedArrayBuffer[] } = {
+  workers: undefined,
+  nextId: 1,
+  spare: [],
+};
+
+/**
+ * Whether hashes go to workers when the caller does not say: only with four or more CPUs. On two
+ * (measured on the CI machines, `npm run bench`), the copies into shared memory and the messages
+ * cost more CPU than the hash they move, and the cores are already busy with the caller's thread,
+ * libuv's I/O and the kernel: a 1 GiB artifact was not stored faster, only with more CPU.
+ */
+let offloadByDefault = availableParallelism() >= 4;
+
+/**
+ * Sets whether {@link Sha256} uses worker threads when its options do not say (`'auto'`: by the
+ * CPU count, the default). For tests and benchmarks that must exercise one path on any machine.
+ *
+ * @internal
+ */
+export function setHashOffloadDefault(mode: boolean | 'auto'): void {
+  offloadByDefault = mode === 'auto' ? availableParallelism() >= 4 : mode;
+}
 
 function openSession(): Session | undefined {
-  if (pool.size < 2) return undefined;
   if (pool.workers === undefined) {
     try {
-      pool.workers = Array.from({ length: pool.size }, () => new HashWorker());
+      pool.workers = Array.from({ length: 2 }, () => new HashWorker());
     } catch {
       pool.workers = [];
     }
@@ -262,16 +277,19 @@ export interface Sha256Options {
    * (default: it moves there after 1 MiB).
    */
   expectedBytes?: number | undefined;
-  /** `false` keeps the hash on the caller's thread. Default true. */
-  offload?: boolean | undefined;
+  /**
+   * `true` uses worker threads, `false` keeps the hash on the caller's thread, `'auto'` (default)
+   * uses workers only with four or more CPUs.
+   */
+  offload?: boolean | 'auto' | undefined;
 }
 
 /**
- * A SHA-256 over a stream of chunks. The first MiB is hashed on the caller's thread (most
- * artifacts are small); beyond it, the bytes are copied into shared slots and hashed on one of
- * (at most two) worker threads, in order. Where workers are unavailable (one CPU, too many large
- * hashes at once, no `worker_threads`), everything is hashed on the caller's thread: the digest
- * is the same either way.
+ * A SHA-256 over a stream of chunks. With offloading on (see {@link Sha256Options.offload}), the
+ * first MiB is hashed on the caller's thread (most artifacts are small); beyond it, the bytes are
+ * copied into shared slots and hashed on one of two worker threads, in order. Where workers are
+ * off or unavailable (too many large hashes at once, no `worker_threads`), everything is hashed on
+ * the caller's thread: the digest is the same either way.
  *
  * Contract: after `update` returns a promise, wait for it before the next call and do not change
  * the chunk until it resolves. {@link Sha256.mark} remembers the state at this point;
@@ -290,7 +308,8 @@ export class Sha256 {
   #pending = false;
 
   constructor(options: Sha256Options = {}) {
-    if (options.offload !== false && pool.size >= 2) {
+    const offload = options.offload ?? 'auto';
+    if (offload === true || (offload === 'auto' && offloadByDefault)) {
       this.#prefix = [];
       if ((options.expectedBytes ?? 0) >= OFFLOAD_AFTER) this.#moveToWorker();
     }

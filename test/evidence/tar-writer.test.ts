@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ManifestSchema, TarSink, verifyEvidence } from '../../src/evidence/index.js';
+import { setHashOffloadDefault } from '../../src/util/index.js';
 import { pattern, sha256 } from './helpers.js';
 
 const run = promisify(execFile);
@@ -194,78 +195,87 @@ describe('TarSink streams large artifacts into the archive', () => {
       },
     );
 
-    it(`${ext}: size hints (exact, short, long, nonsense) never change what is stored or what verifies`, async () => {
-      const sink = new TarSink({ root: join(root, `h-${gzip}`), gzip, memoryBufferBytes: 64 * 1024 });
-      const w = await sink.open({ acquisitionId: 'acq-h' });
-      const expected = new Map<string, Buffer>();
-      const size = 3 * 1024 * 1024 + 77;
-      const hints: Array<[string, number]> = [
-        ['exact', size],
-        ['short', 1024 * 1024],
-        ['one-short', size - 1],
-        ['long', size + 1],
-        ['far-long', 64 * 1024 * 1024 * 1024],
-        ['past-octal', 9 * 1024 * 1024 * 1024],
-        ['zero', 0],
-        ['negative', -5],
-        ['nan', Number.NaN],
-        ['fraction', size + 0.5],
-      ];
-      let seed = 40;
-      for (const [name, expectedBytes] of hints) {
-        // A forged header right where a header guessed from the hint would end the data.
-        const body = bytesOf(size, seed++);
-        const forged = Buffer.alloc(512);
-        forged.write(`acq-h/forged-${name}.txt`, 0);
-        forged.write('ustar\u000000', 257, 'latin1');
-        if (expectedBytes > 0 && expectedBytes + 512 <= size) forged.copy(body, expectedBytes);
-        expected.set(`${name}.bin`, body);
-        const rec = await w.writeArtifact(
-          `${name}.bin`,
-          Readable.from([
-            body.subarray(0, 70_000),
-            body.subarray(70_000, 1_500_000),
-            body.subarray(1_500_000),
-          ]),
-          { ...src, expectedBytes },
+    it.each([false, true])(
+      `${ext}: size hints (exact, short, long, nonsense) never change what is stored or what verifies (hash workers: %s)`,
+      async (offload) => {
+        setHashOffloadDefault(offload);
+        onTestFinished(() => setHashOffloadDefault('auto'));
+        const sink = new TarSink({
+          root: join(root, `h-${gzip}-${offload}`),
+          gzip,
+          memoryBufferBytes: 64 * 1024,
+        });
+        const w = await sink.open({ acquisitionId: 'acq-h' });
+        const expected = new Map<string, Buffer>();
+        const size = 3 * 1024 * 1024 + 77;
+        const hints: Array<[string, number]> = [
+          ['exact', size],
+          ['short', 1024 * 1024],
+          ['one-short', size - 1],
+          ['long', size + 1],
+          ['far-long', 64 * 1024 * 1024 * 1024],
+          ['past-octal', 9 * 1024 * 1024 * 1024],
+          ['zero', 0],
+          ['negative', -5],
+          ['nan', Number.NaN],
+          ['fraction', size + 0.5],
+        ];
+        let seed = 40;
+        for (const [name, expectedBytes] of hints) {
+          // A forged header right where a header guessed from the hint would end the data.
+          const body = bytesOf(size, seed++);
+          const forged = Buffer.alloc(512);
+          forged.write(`acq-h/forged-${name}.txt`, 0);
+          forged.write('ustar\u000000', 257, 'latin1');
+          if (expectedBytes > 0 && expectedBytes + 512 <= size) forged.copy(body, expectedBytes);
+          expected.set(`${name}.bin`, body);
+          const rec = await w.writeArtifact(
+            `${name}.bin`,
+            Readable.from([
+              body.subarray(0, 70_000),
+              body.subarray(70_000, 1_500_000),
+              body.subarray(1_500_000),
+            ]),
+            { ...src, expectedBytes },
+          );
+          expect(rec.status, name).toBe('complete');
+          expect(rec.bytes, name).toBe(size);
+          expect(rec.sha256, name).toBe(sha256(body));
+          expect(rec).not.toHaveProperty('expectedBytes');
+        }
+        // an exact hint on an artifact that then fails mid-stream
+        const cut = bytesOf(2 * 1024 * 1024, 99);
+        const failing = Readable.from(
+          (async function* () {
+            yield cut;
+            throw new Error('connection reset by the target');
+          })(),
         );
-        expect(rec.status, name).toBe('complete');
-        expect(rec.bytes, name).toBe(size);
-        expect(rec.sha256, name).toBe(sha256(body));
-        expect(rec).not.toHaveProperty('expectedBytes');
-      }
-      // an exact hint on an artifact that then fails mid-stream
-      const cut = bytesOf(2 * 1024 * 1024, 99);
-      const failing = Readable.from(
-        (async function* () {
-          yield cut;
-          throw new Error('connection reset by the target');
-        })(),
-      );
-      const rec = await w.writeArtifact('cut.bin', failing, { ...src, expectedBytes: 8 * 1024 * 1024 });
-      expect(rec.status).toBe('failed');
-      expect(rec.sha256).toBe(sha256(cut));
-      expected.set('cut.bin', cut);
-      const res = await w.finalize();
-      expect(res.bundleSha256).toBe(sha256(await readFile(res.location)));
-      const report = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
-      expect(report.problems).toEqual([]);
-      expect(report.status).toBe('valid');
-      await gnuTarCheck(res.location, 'acq-h', expected);
-      const listed = await run('tar', [gzip ? '-tzf' : '-tf', res.location]);
-      expect(listed.stdout).not.toContain('forged');
-      if (!gzip) {
-        // one byte of the exact-hint artifact changed after the fact: verification must see it
-        const raw = await readFile(res.location);
-        const at = raw.indexOf(Buffer.from('acq-h/exact.bin')) + 512 + 1000;
-        const fh = await openFile(res.location, 'r+');
-        await fh.write(Buffer.from([(raw[at] as number) ^ 1]), 0, 1, at);
-        await fh.close();
-        const damaged = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
-        expect(damaged.status).not.toBe('valid');
-        expect(damaged.problems.map((p) => p.path)).toContain('exact.bin');
-      }
-    });
+        const rec = await w.writeArtifact('cut.bin', failing, { ...src, expectedBytes: 8 * 1024 * 1024 });
+        expect(rec.status).toBe('failed');
+        expect(rec.sha256).toBe(sha256(cut));
+        expected.set('cut.bin', cut);
+        const res = await w.finalize();
+        expect(res.bundleSha256).toBe(sha256(await readFile(res.location)));
+        const report = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
+        expect(report.problems).toEqual([]);
+        expect(report.status).toBe('valid');
+        await gnuTarCheck(res.location, 'acq-h', expected);
+        const listed = await run('tar', [gzip ? '-tzf' : '-tf', res.location]);
+        expect(listed.stdout).not.toContain('forged');
+        if (!gzip) {
+          // one byte of the exact-hint artifact changed after the fact: verification must see it
+          const raw = await readFile(res.location);
+          const at = raw.indexOf(Buffer.from('acq-h/exact.bin')) + 512 + 1000;
+          const fh = await openFile(res.location, 'r+');
+          await fh.write(Buffer.from([(raw[at] as number) ^ 1]), 0, 1, at);
+          await fh.close();
+          const damaged = await verifyEvidence(res.location, { expectedManifestSha256: res.manifestSha256 });
+          expect(damaged.status).not.toBe('valid');
+          expect(damaged.problems.map((p) => p.path)).toContain('exact.bin');
+        }
+      },
+    );
   }
 
   it('the placeholder of a streaming entry is not a valid header', async () => {
