@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Custody, type Manifest, verifyEvidence } from '../../src/evidence/index.js';
 import { exportControlPlaneLogs, snapshotNode } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';
+import { type Moto, motoConfig, motoMissing, recentHour, startMoto, TestWriter } from './support.js';
 
 const skip = skipWithoutPeer('moto_server', motoMissing());
-const T0 = Date.UTC(2026, 10, 21, 0, 0, 0);
+const T0 = recentHour(3);
 const EVENTS = 6_000;
 
 describe.skipIf(skip)('AWS-side evidence in a finalized bundle', () => {

@@ -10,13 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsRequestError, ConfigError } from '../../src/entries/errors.js';
 import { AbortedError, exportControlPlaneLogs } from '../../src/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { type Moto, motoConfig, motoMissing, startMoto, TestWriter } from './support.js';
+import { type Moto, motoConfig, motoMissing, recentHour, startMoto, TestWriter } from './support.js';
 
 const skip = skipWithoutPeer('moto_server', motoMissing());
 
 const CLUSTER = 'ir-cluster';
 const GROUP = `/aws/eks/${CLUSTER}/cluster`;
-const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
+const T0 = recentHour(3);
+/** The authenticator's own time field (`time="…Z"`). */
+const T0_TEXT = new Date(T0).toISOString().replace('.000Z', 'Z');
 const WINDOW = { startTime: T0, endTime: T0 + 3_600_000 };
 const ALICE = 'arn:aws:iam::111122223333:user/alice';
 const BOB = 'arn:aws:sts::111122223333:assumed-role/ops/bob';
@@ -120,15 +122,15 @@ async function seed(endpoint: string): Promise<void> {
   await put('authenticator-0123456789abcdef0123456789abcdef', [
     {
       timestamp: T0 + 500,
-      message: `time="2026-11-20T10:00:00Z" level=info msg="access granted" arn="${ALICE}" client="127.0.0.1:1" groups="[]" method=POST path=/authenticate uid="aws-iam-authenticator:111122223333:AIDA1" username="${ALICE}"`,
+      message: `time="${T0_TEXT}" level=info msg="access granted" arn="${ALICE}" client="127.0.0.1:1" groups="[]" method=POST path=/authenticate uid="aws-iam-authenticator:111122223333:AIDA1" username="${ALICE}"`,
     },
     {
       timestamp: T0 + 600,
-      message: `time="2026-11-20T10:00:00Z" level=info msg="STS response" accesskeyid=AKIA2 accountid=111122223333 arn="${BOB}" client="127.0.0.1:2" method=POST path=/authenticate session=bob userid=AROA2`,
+      message: `time="${T0_TEXT}" level=info msg="STS response" accesskeyid=AKIA2 accountid=111122223333 arn="${BOB}" client="127.0.0.1:2" method=POST path=/authenticate session=bob userid=AROA2`,
     },
     {
       timestamp: T0 + 700,
-      message: `time="2026-11-20T10:00:00Z" level=info msg="access granted" arn="arn:aws:iam::111122223333:user/alice-admin" username="alice-admin"`,
+      message: `time="${T0_TEXT}" level=info msg="access granted" arn="arn:aws:iam::111122223333:user/alice-admin" username="alice-admin"`,
     },
   ]);
   await put('kube-apiserver-0123456789abcdef0123456789abcdef', [

@@ -14,6 +14,14 @@ import {
 } from '../../src/evidence/index.js';
 
 /** Why moto_server cannot run here, or undefined when it can. */
+/**
+ * An hour-aligned time `hoursAgo` hours before now. CloudWatch Logs (and moto) refuse events older
+ * than 14 days or more than 2 hours ahead, so log fixtures must never use a fixed date.
+ */
+export function recentHour(hoursAgo = 3): number {
+  return Math.floor(Date.now() / 3_600_000) * 3_600_000 - hoursAgo * 3_600_000;
+}
+
 export function motoMissing(): string | undefined {
   const r = spawnSync('moto_server', ['--help'], { stdio: 'ignore', timeout: 30_000 });
   if (r.error)
