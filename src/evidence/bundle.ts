@@ -267,19 +267,11 @@ export class StreamingBundleWriter implements BundleWriter {
             }
             const hashing = hash.update(part);
             bytes += part.length;
-            if (hashing) {
-              try {
-                await hashing;
-              } catch (error) {
-                writeError ??= { error };
-              }
-            }
-            if (pending) {
-              try {
-                await pending;
-              } catch (error) {
-                writeError ??= { error };
-              }
+            if (hashing || pending) {
+              // Both at once: a write that fails while the hash is awaited is never left unhandled.
+              const [stored, hashed] = await Promise.allSettled([pending, hashing]);
+              if (stored.status === 'rejected') writeError ??= { error: stored.reason };
+              if (hashed.status === 'rejected') writeError ??= { error: hashed.reason };
             }
           }
           if (writeError) {

@@ -89,6 +89,11 @@ class HashWorker {
     this.#worker.postMessage(message);
   }
 
+  /** Stops the thread; its sessions reject (the 'exit' handler). */
+  async terminate(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
   tell(message: unknown): void {
     this.#worker.postMessage(message);
   }
@@ -125,6 +130,18 @@ let offloadByDefault = availableParallelism() >= 4;
  */
 export function setHashOffloadDefault(mode: boolean | 'auto'): void {
   offloadByDefault = mode === 'auto' ? availableParallelism() >= 4 : mode;
+}
+
+/**
+ * Stops the hashing workers as a crash would: every hash still on them rejects (its artifact then
+ * fails, never completes); hashes started later get new workers. For tests.
+ *
+ * @internal
+ */
+export async function terminateHashWorkers(): Promise<void> {
+  const workers = pool.workers ?? [];
+  pool.workers = undefined;
+  await Promise.all(workers.map((w) => w.terminate()));
 }
 
 function openSession(): Session | undefined {

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Sha256 } from '../../src/util/sha256.js';
+import { Sha256, terminateHashWorkers } from '../../src/util/sha256.js';
 
 const ref = (...parts: Uint8Array[]): string => {
   const h = createHash('sha256');
@@ -135,5 +135,19 @@ describe('Sha256 (hashing moved off the caller thread)', () => {
     expect(r.error, 'the child did not exit within 20 s').toBeUndefined();
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(mode === 'abandon' ? 'abandoned' : ref(Buffer.alloc(8 << 20, 7)));
+  });
+
+  it('rejects (never digests) when its worker dies mid-hash; later hashes get new workers', async () => {
+    const h = new Sha256({ offload: true });
+    await feed(h, big.subarray(0, 3 << 20), 65536);
+    await terminateHashWorkers();
+    const rest = (async () => {
+      await feed(h, big.subarray(0, 1 << 20), 65536);
+      return h.digest();
+    })();
+    await expect(rest).rejects.toThrow(/hashing worker thread exited/);
+    const g = new Sha256({ offload: true, expectedBytes: big.length });
+    await feed(g, big, 65536);
+    expect(await g.digest()).toBe(ref(big));
   });
 });
