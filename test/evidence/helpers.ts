@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -155,3 +156,32 @@ export const custodyInput = {
     },
   ],
 };
+
+/**
+ * Runs a child script (`node --import tsx <script> ...args`) until it prints `READY <location>`,
+ * then SIGKILLs it (no cleanup code runs); resolves with the location.
+ */
+export function runAndKill(script: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (.+)\n/.exec(out);
+      if (m?.[1]) {
+        const loc = m[1];
+        p.once('exit', () => resolve(loc));
+        p.kill('SIGKILL');
+      }
+    });
+    p.once('exit', (code, sig) => {
+      if (sig !== 'SIGKILL') reject(new Error(`child exited ${code}: ${err}`));
+    });
+  });
+}

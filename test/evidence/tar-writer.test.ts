@@ -3,7 +3,7 @@
  * that is rewritten at the end. GNU tar must read every such bundle, the sidecar must hash the
  * final file, and a crash, a failing source or concurrent large artifacts must not corrupt it.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, open as openFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ManifestSchema, TarSink, verifyEvidence } from '../../src/evidence/index.js';
 import { setHashOffloadDefault } from '../../src/util/index.js';
-import { pattern, sha256 } from './helpers.js';
+import { pattern, runAndKill, sha256 } from './helpers.js';
 
 const run = promisify(execFile);
 let root: string;
@@ -141,29 +141,11 @@ describe('TarSink streams large artifacts into the archive', () => {
       `${ext}: killed while a large artifact streams (size hint: %s): verifies as incomplete, forged bytes are not entries`,
       async (hint) => {
         const dir = join(root, `k-${gzip}-${hint}`);
-        const location = await new Promise<string>((resolve, reject) => {
-          const child = fileURLToPath(new URL('./tar-writer-child.ts', import.meta.url));
-          const p = spawn(process.execPath, ['--import', 'tsx', child, gzip ? 'tar.gz' : 'tar', dir, hint], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          let out = '';
-          let err = '';
-          p.stderr.on('data', (d: Buffer) => {
-            err += d.toString();
-          });
-          p.stdout.on('data', (d: Buffer) => {
-            out += d.toString();
-            const m = /READY (.+)\n/.exec(out);
-            if (m?.[1]) {
-              const loc = m[1];
-              p.once('exit', () => resolve(loc));
-              p.kill('SIGKILL');
-            }
-          });
-          p.once('exit', (code, sig) => {
-            if (sig !== 'SIGKILL') reject(new Error(`child exited ${code}: ${err}`));
-          });
-        });
+        const location = await runAndKill(fileURLToPath(new URL('./tar-writer-child.ts', import.meta.url)), [
+          gzip ? 'tar.gz' : 'tar',
+          dir,
+          hint,
+        ]);
         // the large artifact's bytes reached the file behind the placeholder
         const fh = await openFile(location, 'r');
         const size = (await fh.stat()).size;
