@@ -263,24 +263,36 @@ class Tape {
     return Promise.all([hashing, copying]).then(() => undefined);
   }
 
-  /** Hashes `chunk`; a promise while the worker still reads it (the chunk must stay as it is). */
+  /** Hashes `chunk` and tracks it; a promise while the worker still reads it (the chunk must stay as it is). */
   #hashUpdate(chunk: Buffer): Promise<void> | undefined {
-    const p = this.#hash.update(chunk);
-    if (!p) return undefined;
-    const tracked = p.then(
-      () => {
-        if (this.#hashing === tracked) this.#hashing = undefined;
-      },
-      (e: unknown) => {
-        this.#fail(e instanceof Error ? e : new Error(String(e)));
-        throw e;
-      },
-    );
+    const settled = this.#hashChunk(chunk);
+    if (!settled) return undefined;
+    const tracked = settled.then(() => {
+      if (this.#hashing === tracked) this.#hashing = undefined;
+    });
     this.#hashing = tracked;
-    return tracked;
+    return tracked.then(() => this.#throwIfFailed());
   }
 
-  /** Waits for the hash to have taken everything given to it. */
+  /**
+   * Every hash update goes through here: a failure (the hashing thread died) becomes the archive's
+   * error, so nothing after it seals, and the promise returned never rejects: it may wait unawaited
+   * behind a read, and a rejection nobody handled yet would crash the embedding process.
+   */
+  #hashChunk(chunk: Buffer): Promise<void> | undefined {
+    let p: Promise<void> | undefined;
+    try {
+      p = this.#hash.update(chunk);
+    } catch (e) {
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+      return undefined;
+    }
+    return p?.then(undefined, (e: unknown) => {
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+    });
+  }
+
+  /** Waits for the hash to have taken everything given to it (check {@link Tape.error} after). */
   async #hashed(): Promise<void> {
     while (this.#hashing) await this.#hashing;
   }
@@ -452,10 +464,11 @@ class Tape {
     await this.#hashed();
     this.#throwIfFailed();
     if (from < this.#base) await this.#hashFile(from, this.#base);
-    const tail = this.#hash.update(
+    const tail = this.#hashChunk(
       (this.#slots[this.#cur] as Buffer).subarray(Math.max(0, from - this.#base), this.#fill),
     );
     if (tail) await tail;
+    this.#throwIfFailed();
     this.#holdAt = undefined;
   }
 
@@ -472,19 +485,27 @@ class Tape {
     let pending: Promise<number> | undefined = pos < to ? next(pos, bufs[0] as Buffer) : undefined;
     // The hash of one buffer (possibly on the worker thread) must end before the next read fills it.
     let hashing: Promise<void> | undefined;
-    while (pending) {
-      const buf = bufs[turn] as Buffer;
-      const n = await pending;
-      if (n <= skip) throw new EvidenceError('the archive file is shorter than what was written to it');
-      const after = pos + n;
-      turn ^= 1;
+    try {
+      while (pending) {
+        const buf = bufs[turn] as Buffer;
+        const n = await pending;
+        if (n <= skip) throw new EvidenceError('the archive file is shorter than what was written to it');
+        const after = pos + n;
+        turn ^= 1;
+        if (hashing) await hashing;
+        pending = after < to ? next(after, bufs[turn] as Buffer) : undefined;
+        hashing = this.#hashChunk(buf.subarray(skip, n));
+        pos = after;
+        skip = 0;
+      }
+    } catch (e) {
+      // A read failed: the hash cannot be finished, so the archive cannot be sealed.
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+      throw e;
+    } finally {
       if (hashing) await hashing;
-      pending = after < to ? next(after, bufs[turn] as Buffer) : undefined;
-      hashing = this.#hash.update(buf.subarray(skip, n));
-      pos = after;
-      skip = 0;
     }
-    if (hashing) await hashing;
+    this.#throwIfFailed();
   }
 
   #read(buf: Buffer, len: number, pos: number): Promise<number> {
@@ -502,9 +523,11 @@ class Tape {
 
   /** Flushes, fsyncs and closes; returns the SHA-256 of the file. */
   async close(): Promise<string> {
+    this.#throwIfFailed();
     if (this.#holdAt !== undefined) throw new EvidenceError('archive closed with an entry still open');
     await this.flush();
     await this.#hashed();
+    this.#throwIfFailed();
     this.#closed = true;
     await this.#fh.sync();
     await this.#closeFds();
