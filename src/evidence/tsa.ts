@@ -111,12 +111,25 @@ const SIGNATURES: Record<string, string | null> = {
 
 const hex = (b: Buffer) => b.toString('hex');
 
+/**
+ * The content octets of a DER INTEGER for the unsigned number in `bytes`: no leading zero octets
+ * (a random nonce starting with 0x00 was non-minimal DER, which openssl and strict TSAs reject as
+ * "illegal padding"), one 0x00 added when the high bit is set (it is not negative).
+ */
+function unsignedInteger(bytes: Buffer): Buffer {
+  let i = 0;
+  while (i < bytes.length - 1 && bytes[i] === 0) i++;
+  const v = bytes.subarray(i);
+  if (v.length === 0) return Buffer.from([0]);
+  return (v[0] as number) & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v;
+}
+
 /** Builds a DER TimeStampReq for a SHA-256 digest, with a nonce and certReq = true. */
 export function timestampRequest(sha256Hex: string, nonce: Buffer): Buffer {
   if (!/^[0-9a-f]{64}$/.test(sha256Hex)) throw new ConfigError('timestamp digest must be 64 hex characters');
   const algId = encodeDer(0x30, encodeOid(OID.sha256), Buffer.from([0x05, 0x00]));
   const imprint = encodeDer(0x30, algId, encodeDer(0x04, Buffer.from(sha256Hex, 'hex')));
-  const n = (nonce[0] as number) & 0x80 ? Buffer.concat([Buffer.from([0]), nonce]) : nonce;
+  const n = unsignedInteger(nonce);
   return encodeDer(
     0x30,
     Buffer.from([0x02, 0x01, 0x01]),
@@ -484,7 +497,7 @@ export async function requestTimestamp(
   try {
     const t = parseToken(reply);
     genTime = t.tst.genTime.toISOString();
-    const want = (nonce[0] as number) & 0x80 ? Buffer.concat([Buffer.from([0]), nonce]) : nonce;
+    const want = unsignedInteger(nonce);
     if (!t.tst.nonce?.equals(want))
       throw new DerError('the reply does not carry our nonce (replayed reply?)');
     if (t.tst.imprintAlg !== OID.sha256 || hex(t.tst.imprint) !== sha256Hex) {

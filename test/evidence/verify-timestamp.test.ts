@@ -357,6 +357,38 @@ describe.skipIf(noOpenssl)('RFC 3161 timestamps with a local openssl TSA', () =>
     await expect(w2.finalize(custodyInput)).rejects.toBeInstanceOf(EvidenceError);
   });
 
+  it('a nonce with leading zero octets is minimal DER: openssl answers it with the same nonce', async () => {
+    // randomBytes gives 0x00 first in 1 of 256 requests; encoded as is, openssl refused 1 in 512
+    // ("illegal padding") and the bundle had no timestamp (a flaky CI run found it).
+    const nonces = [
+      [0, 0x12, 1, 2, 3, 4, 5, 6],
+      [0, 0, 0, 0x92, 1, 2, 3, 4],
+      [0, 0, 0, 0, 0, 0, 0, 0],
+      [0x80, 0, 0, 0, 0, 0, 0, 1],
+    ];
+    for (const [i, bytes] of nonces.entries()) {
+      const nonce = Buffer.from(bytes);
+      const q = join(dir, `zero-${i}.tsq`);
+      const r = join(dir, `zero-${i}.tsr`);
+      await writeFile(q, timestampRequest(sha256('z'), nonce));
+      const hexValue = BigInt(`0x${nonce.toString('hex')}`)
+        .toString(16)
+        .toUpperCase();
+      const query = await run('openssl', ['ts', '-query', '-in', q, '-text']);
+      expect(query.stdout).toMatch(new RegExp(`Nonce: 0x0*${hexValue}\\b`, 'i'));
+      await run(
+        'openssl',
+        ['ts', '-reply', '-config', 'tsa.cnf', '-section', 'good', '-queryfile', q, '-out', r],
+        {
+          cwd: dir,
+        },
+      );
+      const reply = await run('openssl', ['ts', '-reply', '-in', r, '-text']);
+      expect(reply.stdout).toMatch(/Status: Granted/);
+      expect(reply.stdout).toMatch(new RegExp(`Nonce: 0x0*${hexValue}\\b`, 'i'));
+    }
+  });
+
   it('the request is a well-formed TimeStampReq openssl can read', async () => {
     const req = timestampRequest(sha256('x'), Buffer.from([0x80, 1, 2, 3, 4, 5, 6, 7]));
     await writeFile(join(dir, 'mine.tsq'), req);
