@@ -43,7 +43,8 @@ const NO_LINK_FNS = ['k() { return 3; }', 'kd() { return 3; }'];
  * The volatile-state script. Positional arguments:
  * `procBase cap maxProcs fieldsList links(0|1) [globalFile…]` where `fieldsList` is a space-separated
  * list of validated field names. Frames: `G <file>`, `P <pid> <field>`, `L <pid> exe|cwd|root`,
- * `D <pid> fd|ns`, `S self` (the collector's own shell PID), `M maxprocs`.
+ * `D <pid> fd|ns`, `S self` (the collector's own shell PID), `M maxprocs`, and last (when processes
+ * are listed) `T self/mountinfo`, the mounts read again after the listing.
  */
 export function volatileScript(mode: ReadMode, readlink: boolean): string {
   return [
@@ -66,6 +67,8 @@ export function volatileScript(mode: ReadMode, readlink: boolean): string {
     '    for l in fd ns; do b "D $p $l"; kd "$d/$l"; e $?; done',
     '  fi',
     'done',
+    // the mounts again: one made over a process directory while the listing ran shows here
+    'b "T self/mountinfo"; r "$P/self/mountinfo" "$C"; e $?',
   ].join('\n');
 }
 

@@ -357,6 +357,76 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(report.reasonDetails.map((r) => r.code)).toContain('artifact-failed');
   }, 60_000);
 
+  /** A pod whose entrypoint hides a sleeper by mounting `over` on its /proc directory. */
+  async function hidingPod(
+    over: string,
+  ): Promise<{ t: { namespace: string; pod: string; container: string }; pid: string }> {
+    const t = await addSandboxPod(
+      env,
+      { preset: 'busybox', files: [{ path: '/srv/app/a.txt', content: 'alpha\n' }] },
+      {
+        command: [
+          'sh',
+          '-c',
+          `sleep 86401 & p=$!; mkdir -p /tmp/hide; mount --bind ${over} /proc/$p && echo $p > /tmp/hidden; exec sleep 86400`,
+        ],
+      },
+    );
+    for (let i = 0; i < 100; i++) {
+      const s = await env.kube.exec({ ...t, command: ['cat', '/tmp/hidden'], stdout: true, stderr: false });
+      const parts: Buffer[] = [];
+      for await (const c of s.stdout) parts.push(c as Buffer);
+      await s.result.catch(() => undefined);
+      const pid = Buffer.concat(parts).toString().trim();
+      if (/^\d+$/.test(pid)) return { t, pid };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the pod never mounted over its sleeper');
+  }
+
+  it('a process shown as another by a bind over its /proc directory: its files failed, the table and the target not complete', async () => {
+    const { t, pid } = await hidingPod('/proc/1');
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
+    const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
+    const loc = report.location as string;
+    const arts = manifest(loc);
+    const table = arts.find((a) => a.path === 'containers/app/proc/processes.json');
+    expect(table?.status).toBe('truncated');
+    expect(table?.reason).toContain(`a mount covers process ${pid}'s /proc directory (/proc/${pid} (proc `);
+    const doc = bundleJson<{ mountsOverProc: { mountPoint: string; pid?: string }[] }>(
+      loc,
+      'containers/app/proc/processes.json',
+    );
+    expect(doc.mountsOverProc).toEqual([expect.objectContaining({ mountPoint: `/proc/${pid}`, pid })]);
+    // what was read under /proc/<pid> is pid 1's, recorded for the responder but never complete
+    const mine = arts.filter((a) => a.path.startsWith(`containers/app/proc/${pid}/`));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const a of mine) expect(a.status, a.path).toBe('failed');
+    // the other processes' files are untouched; documents over every process are not complete
+    expect(arts.find((a) => a.path === 'containers/app/proc/1/status')?.status).toBe('complete');
+    for (const doc of ['proc/exe-hashes.json', 'proc/environment-findings.json']) {
+      const rec = arts.find((a) => a.path === `containers/app/${doc}`);
+      expect(rec, doc).toBeDefined();
+      expect(rec?.status, doc).not.toBe('complete');
+    }
+    expect(report.status).toBe('partial');
+    expect(
+      report.reasonDetails.some((r) => r.code === 'volatile-anomaly' && r.text.includes(`/proc/${pid}`)),
+    ).toBe(true);
+  }, 60_000);
+
+  it('a process hidden by an empty directory over its /proc directory: the table is not complete', async () => {
+    const { t, pid } = await hidingPod('/tmp/hide');
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
+    const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
+    const table = manifest(report.location as string).find(
+      (a) => a.path === 'containers/app/proc/processes.json',
+    );
+    expect(table?.status).toBe('truncated');
+    expect(table?.reason).toContain(`/proc/${pid}`);
+    expect(report.status).toBe('partial');
+  }, 60_000);
+
   it('pod spec env values and last-applied-configuration are hashed like environ values (kept with copySensitive)', async () => {
     const SECRET = 'hunter2-pod-spec-secret-value';
     const podName = `secret-env-${process.pid}`;

@@ -14,7 +14,8 @@ import { canPullBytes, coverageVerdict, doorCoverageExec } from '../coverage-exe
 import { afterExec, frameVerdict } from '../door.js';
 import { type PhaseEnv, shellOf } from '../env.js';
 import { reason } from '../reasons.js';
-import type { ReceiverFinding, Verdict } from '../verdict.js';
+import { derivedVerdict, type ReceiverFinding, type Verdict } from '../verdict.js';
+import { MountCheck } from './proc-mounts.js';
 import {
   type Proc,
   type ProcessTable,
@@ -22,6 +23,9 @@ import {
   processBytesWanted,
   processTable,
 } from './process-table.js';
+
+/** Read before and after every process listing (stored only when an item asks for it): see {@link MountCheck}. */
+const MOUNTINFO = 'self/mountinfo';
 
 const PID = /^\d{1,10}$/;
 /** What `environ.json` and `environment-findings.json` say about the values they show. */
@@ -54,6 +58,8 @@ export async function procStep(
   const profile = [...new Set(items.map((x) => x.profile))].join(',');
   const src: Src = { kind: 'proc', profile, item: items.map((x) => x.item.id).join(',') };
   const mode = readModeOf(env);
+  // The mount check needs the shell's own mountinfo, read before the first process directory.
+  const readFiles = per.length > 0 && !files.includes(MOUNTINFO) ? [MOUNTINFO, ...files] : files;
   const argv = volatileArgv({
     shell: shellOf(env),
     mode,
@@ -63,7 +69,7 @@ export async function procStep(
     maxProcesses: per.length ? maxProcs : 0,
     fields: per.length ? fields : [],
     links: per.length > 0 && links,
-    globalFiles: files,
+    globalFiles: readFiles,
   });
   const key = newFrameKey();
   const procs = new Map<string, Proc>();
@@ -76,6 +82,7 @@ export async function procStep(
     return p;
   };
   let selfPid: string | undefined;
+  const mountCheck = new MountCheck(env.view.fs.procBase, cap);
   const anomalies: string[] = [];
   const findings: ReceiverFinding[] = [];
   /** Loader, runtime-option, proxy… variables kept in clear by the environment policy, per process. */
@@ -141,10 +148,13 @@ export async function procStep(
         );
       const over = cur.over;
       cur = undefined;
-      void over;
       if (h[0] === 'S' && h.length === 2) {
         selfPid = PID.test(body.toString()) ? body.toString() : undefined;
-      } else if (h[0] === 'G' && h.length === 2 && files.includes(h[1] ?? '')) {
+      } else if (h[0] === 'G' && h.length === 2 && readFiles.includes(h[1] ?? '')) {
+        if (h[1] === MOUNTINFO && per.length > 0) {
+          mountCheck.reading(body, ev.rc, over, 'before');
+          if (!files.includes(MOUNTINFO)) continue;
+        }
         const path = env.c(`proc/system/${h[1]}`);
         if (ev.rc !== 0 && body.length === 0)
           await env.store.record(path, 'skipped', `not readable (rc ${ev.rc})`, env.meta(src));
@@ -163,6 +173,12 @@ export async function procStep(
         if (field === 'comm') p.comm = body.toString('utf8').trim();
         // a process that exited between listing and reading: nothing to store
         if (ev.rc !== 0 && body.length === 0) continue;
+        // Decided when the exec is over (both mount readings in): when a mount covers this
+        // process's directory, these bytes may be anyone's.
+        const checked = (path: string): Promise<Verdict> => {
+          const frame = v(path);
+          return exec.then((e) => derivedVerdict([mountCheck.frameVerdict(pid, frame, path), e]));
+        };
         if (field === 'environ') {
           const path = env.c(`proc/${pid}/environ.json`);
           const vars = applyEnvPolicy(body, environ);
@@ -173,12 +189,12 @@ export async function procStep(
               path,
               `${JSON.stringify({ mode: environ, policy: ENV_POLICY_NOTE, variables: vars }, null, 2)}\n`,
               env.meta(src, { contentType: 'application/json' }),
-              afterExec(v(path), exec),
+              checked(path),
             ),
           );
         } else {
           const path = env.c(`proc/${pid}/${field.replace('/', '_')}`);
-          pending.push(env.store.frameFromExec(path, body, env.meta(src), afterExec(v(path), exec)));
+          pending.push(env.store.frameFromExec(path, body, env.meta(src), checked(path)));
         }
       } else if (
         h[0] === 'L' &&
@@ -201,6 +217,8 @@ export async function procStep(
           if (!/^[0-9a-z_]{1,32}$/.test(name)) continue;
           (h[2] === 'fd' ? p.fds : p.ns)[name] = (parts[i + 1] as string).replace(/\n$/, '');
         }
+      } else if (h[0] === 'T' && h.length === 2 && h[1] === MOUNTINFO && per.length > 0) {
+        mountCheck.reading(body, ev.rc, over, 'after');
       } else if (h[0] === 'M') {
         anomalies.push(`more than ${maxProcs} processes: the rest were not read`);
         findings.push({
@@ -223,16 +241,26 @@ export async function procStep(
   for (const a of anomalies) env.reasons.add(reason('volatile-anomaly', `volatile: ${a}`));
   if (res.verdict.status !== 'complete') for (const r of res.verdict.reasons) env.reasons.add(r);
   const table = processTable(procs, selfPid);
+  const listing = per.length > 0 ? mountCheck.listingVerdict(res.verdict) : res.verdict;
   if (per.length > 0) {
+    for (const r of listing.reasons) if (r.code === 'volatile-anomaly') env.reasons.add(r);
     await env.store.derived(
       env.c('proc/processes.json'),
-      `${JSON.stringify({ collectorShellPid: selfPid ? Number(selfPid) : undefined, processes: table }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          collectorShellPid: selfPid ? Number(selfPid) : undefined,
+          ...(mountCheck.checked ? { mountsOverProc: mountCheck.mounts } : {}),
+          processes: table,
+        },
+        null,
+        2,
+      )}\n`,
       env.meta(src, {
         argv,
         contentType: 'application/json',
         ...(anomalies.length ? { details: { anomalies } } : {}),
       }),
-      [res.verdict],
+      [listing],
     );
   }
   if (per.length > 0 && fields.includes('environ')) {
@@ -241,7 +269,7 @@ export async function procStep(
       env.c('proc/environment-findings.json'),
       `${JSON.stringify({ policy: ENV_POLICY_NOTE, suspicious, variables: envFlags }, null, 2)}\n`,
       env.meta(src, { contentType: 'application/json' }),
-      [res.verdict],
+      [listing],
     );
   }
   const hashing = per.filter((p) => p.hashMapped);
@@ -251,8 +279,9 @@ export async function procStep(
       Math.max(...hashing.map((p) => p.maxHashBytes ?? 256 * 1024 * 1024)),
       maxProcs,
       src,
+      mountCheck.verdict(),
     );
-  const rows: ProcessTable | undefined = per.length > 0 ? { rows: table, verdict: res.verdict } : undefined;
+  const rows: ProcessTable | undefined = per.length > 0 ? { rows: table, verdict: listing } : undefined;
   if (exeMode === 'none' || maxExe === 0 || per.length === 0) return rows;
   if (mode === 'builtins') {
     if (table.some((r) => r.exeDeleted))
@@ -261,7 +290,16 @@ export async function procStep(
       );
     return rows;
   }
-  const rels = processBytesWanted(table, exeMode);
+  // Bytes under a covered /proc/<pid> would be another file under this pid's name: not copied.
+  const wanted = processBytesWanted(table, exeMode);
+  const rels = wanted.filter((r) => !mountCheck.covers(r.split('/')[0] ?? ''));
+  if (rels.length < wanted.length)
+    env.reasons.add(
+      reason(
+        'volatile-anomaly',
+        `not copied, their /proc directory is covered by a mount: ${wanted.filter((r) => !rels.includes(r)).join(', ')}`,
+      ),
+    );
   for (const batch of batchByChars(rels, (r) => r, env.limits.maxArgvChars))
     await procBytes(env, batch, maxExe, mode, src, table);
   return rows;
@@ -396,7 +434,8 @@ async function procBytes(
  * the document inherits every exec's verdict and is `truncated` when a cap left files out or a
  * hash is of a prefix or was read by path.
  */
-async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, src: Src) {
+/** `mounts`: the mount check of the listing (a covered /proc/<pid> makes its hash another file's). */
+async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, src: Src, mounts: Verdict) {
   const path = env.c('proc/exe-hashes.json');
   const meta = env.meta(src, { contentType: 'application/json' });
   if (!canPullBytes(env)) {
@@ -419,5 +458,5 @@ async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number
     notHashed: r.notHashed,
     reasons: r.reasons,
   };
-  await env.store.derived(path, `${JSON.stringify(body, null, 2)}\n`, meta, [v]);
+  await env.store.derived(path, `${JSON.stringify(body, null, 2)}\n`, meta, [v, mounts]);
 }
