@@ -427,6 +427,36 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(report.status).toBe('partial');
   }, 60_000);
 
+  it('a tmpfs over /proc with a forged process directory: the process table is never complete', async () => {
+    const t = await addSandboxPod(
+      env,
+      { preset: 'busybox', files: [{ path: '/srv/app/a.txt', content: 'alpha\n' }] },
+      {
+        command: [
+          'sh',
+          '-c',
+          'mount -t tmpfs none /proc && mkdir -p /proc/1 && printf "Name:\\tinit\\nPid:\\t1\\n" > /proc/1/status && touch /tmp/forged; exec sleep 86400',
+        ],
+      },
+    );
+    for (let i = 0; i < 100; i++) {
+      const s = await env.kube.exec({ ...t, command: ['ls', '/tmp/forged'], stdout: true, stderr: false });
+      for await (const _ of s.stdout);
+      if ((await s.result.catch(() => ({ exitCode: 1 }))).exitCode === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
+    const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
+    const table = manifest(report.location as string).find(
+      (a) => a.path === 'containers/app/proc/processes.json',
+    );
+    // the tmpfs has no self/mountinfo: the check cannot be made, so the table cannot be complete
+    // (was: complete, with the forged pid 1 as the only process)
+    expect(table?.status).toBe('truncated');
+    expect(table?.reason).toMatch(/mounts over \/proc could not be checked/);
+    expect(report.status).toBe('partial');
+  }, 60_000);
+
   it('pod spec env values and last-applied-configuration are hashed like environ values (kept with copySensitive)', async () => {
     const SECRET = 'hunter2-pod-spec-secret-value';
     const podName = `secret-env-${process.pid}`;
