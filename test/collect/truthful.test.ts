@@ -386,7 +386,12 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
 
   it('a process shown as another by a bind over its /proc directory: its files failed, the table and the target not complete', async () => {
     const { t, pid } = await hidingPod('/proc/1');
-    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
+    const memory: ProfileSpecInput = {
+      name: 'mem',
+      description: 'the memory of the hidden pid, asked for by pid',
+      items: [{ id: 'memory', kind: 'memory', select: 'none', pids: [Number(pid)] }],
+    };
+    const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage', memory] });
     const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
     const loc = report.location as string;
     const arts = manifest(loc);
@@ -413,6 +418,20 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(
       report.reasonDetails.some((r) => r.code === 'volatile-anomaly' && r.text.includes(`/proc/${pid}`)),
     ).toBe(true);
+    // /proc/<pid>/mem there is pid 1's memory: never stored as this pid's core
+    expect(arts.some((a) => a.path === `containers/app/memory/${pid}.core`)).toBe(false);
+    const sel = bundleJson<{ processes: { pid: number; status: string; reason?: string }[] }>(
+      loc,
+      'containers/app/memory/selection.json',
+    );
+    expect(sel.processes).toEqual([
+      expect.objectContaining({
+        pid: Number(pid),
+        status: 'not-read',
+        reason: 'a mount covers its /proc directory',
+      }),
+    ]);
+    expect(arts.find((a) => a.path === 'containers/app/memory/selection.json')?.status).not.toBe('complete');
   }, 60_000);
 
   it('a process hidden by an empty directory over its /proc directory: the table is not complete', async () => {

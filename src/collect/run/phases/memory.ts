@@ -159,6 +159,11 @@ export async function memoryStep(
       results.push({ ...c, status: 'not-read', reason: `target cap of ${s.perTarget} bytes spent` });
       continue;
     }
+    if (table?.covered.has(c.pid)) {
+      // /proc/<pid>/mem there is another process's memory (or none): never stored under this pid
+      results.push({ ...c, status: 'not-read', reason: 'a mount covers its /proc directory' });
+      continue;
+    }
     let r: OneResult;
     try {
       r = await oneProcess(env, c.pid, { perProcess: BigInt(s.perProcess), left }, src);

@@ -98,6 +98,11 @@ export class MountCheck {
     return this.#covered.has(pid);
   }
 
+  /** The covered pids, as numbers. */
+  coveredPids(): Set<number> {
+    return new Set([...this.#covered].map(Number));
+  }
+
   /** The mount problems alone, for evidence read from /proc by other execs (executable hashes). */
   verdict(): Verdict {
     return this.listingVerdict(derivedVerdict([]));

@@ -12,6 +12,8 @@ import type { Verdict } from '../verdict.js';
 export interface ProcessTable {
   rows: readonly ProcRow[];
   verdict: Verdict;
+  /** Pids whose /proc directory a mount covers: what is read there is another's (see proc-mounts.ts). */
+  covered: ReadonlySet<number>;
 }
 
 /** What the volatile exec gave for one process. */

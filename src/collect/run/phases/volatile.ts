@@ -281,7 +281,8 @@ export async function procStep(
       src,
       mountCheck.verdict(),
     );
-  const rows: ProcessTable | undefined = per.length > 0 ? { rows: table, verdict: listing } : undefined;
+  const rows: ProcessTable | undefined =
+    per.length > 0 ? { rows: table, verdict: listing, covered: mountCheck.coveredPids() } : undefined;
   if (exeMode === 'none' || maxExe === 0 || per.length === 0) return rows;
   if (mode === 'builtins') {
     if (table.some((r) => r.exeDeleted))
