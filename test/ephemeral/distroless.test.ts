@@ -13,7 +13,14 @@ import { ConfigError, EphemeralContainerError } from '../../src/errors.js';
 import { type TargetChange, verifyEvidence } from '../../src/evidence/index.js';
 import { hostileProcesses } from '../../src/testing/sandbox/index.js';
 import { skipWithoutPeer } from '../support/peers.js';
-import { DEBUG_IMAGE, type EphemeralEnv, STUCK_IMAGE, sandboxMissing, startEphemeralEnv } from './support.js';
+import {
+  BROKEN_IMAGE,
+  DEBUG_IMAGE,
+  type EphemeralEnv,
+  STUCK_IMAGE,
+  sandboxMissing,
+  startEphemeralEnv,
+} from './support.js';
 
 const skip = skipWithoutPeer('bwrap', sandboxMissing());
 
@@ -356,6 +363,23 @@ describe.skipIf(skip)('distroless container through an ephemeral debug container
     expect(e.message).toContain('namespace default');
     const pod = await env.kube.getPod('default', 'forbidden-distroless');
     expect(pod.spec?.ephemeralContainers ?? []).toEqual([]);
+  });
+
+  it("a debug container that cannot start: start-failed, with the runtime's reason in the message", async () => {
+    await env.cluster.addPod({
+      name: 'broken-debug',
+      containers: [
+        { name: 'app', image: 'gcr.io/distroless/static', runtime: 'sandbox', options: files('none') },
+      ],
+    });
+    const err = await attachDebugContainer(
+      { allowEphemeralContainer: true, image: BROKEN_IMAGE, startTimeoutMs: 20_000, pollIntervalMs: 100 },
+      { kube: env.kube, namespace: 'default', pod: 'broken-debug', container: 'app' },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EphemeralContainerError);
+    expect((err as EphemeralContainerError).failure).toBe('start-failed');
+    // the kubelet's message (here the sandbox runtime's) is in the error, not only "StartError 128"
+    expect((err as Error).message).toMatch(/terminated \(StartError 128: .*cannot start entrypoint/);
   });
 
   it('timeout: a debug container that never runs gives the timeout error, and the change is still recorded', async () => {

@@ -18,6 +18,8 @@ export { sandboxMissing } from '../sandbox/support.js';
 export const DEBUG_IMAGE = 'public.ecr.aws/docker/library/busybox:1.36';
 /** Debug image that stays ContainerCreating. */
 export const STUCK_IMAGE = 'stuck.example/never:1';
+/** A debug image whose container cannot start (no `sleep`, no shell): StartError. */
+export const BROKEN_IMAGE = 'broken.example/no-sleep:1';
 /** Debug image whose pull fails. */
 export const MISSING_IMAGE = 'missing.example/none:1';
 
@@ -55,6 +57,8 @@ export async function startEphemeralEnv(): Promise<EphemeralEnv> {
     ],
     ephemeralContainerRuntime: (image) => {
       if (image === STUCK_IMAGE) return { runtime: 'sandbox', waitingReason: 'ContainerCreating' };
+      if (image === BROKEN_IMAGE)
+        return { runtime: 'sandbox', options: { preset: 'none' } satisfies SandboxContainerOptions };
       if (image === MISSING_IMAGE) return { runtime: 'sandbox', waitingReason: 'ImagePullBackOff' };
       return { runtime: 'sandbox', options: { preset: 'busybox' } satisfies SandboxContainerOptions };
     },

@@ -184,6 +184,8 @@ function startEphemeral(cluster: ClusterContext, pod: PodEntry, n: KubeJsonObjec
         entry.state = 'terminated';
         entry.exitCode = 128;
         entry.reason = 'StartError';
+        // as the kubelet does: the runtime's error in the status, where a client can show it
+        entry.message = (err instanceof Error ? err.message : String(err)).slice(0, 1024);
         entry.containerId = randomContainerId();
         entry.finishedAt = state.clock();
         state.logger.warn({ err: String(err), container: name }, 'ephemeral container failed to start');

@@ -35,6 +35,8 @@ export interface ContainerEntry {
   targetContainerName?: string | undefined;
   state: 'waiting' | 'running' | 'terminated';
   reason?: string | undefined;
+  /** Why it is waiting or terminated, as the kubelet says it (`message` of the state). */
+  message?: string | undefined;
   exitCode: number;
   startedAt: number;
   finishedAt?: number | undefined;
@@ -152,6 +154,7 @@ function containerStatus(c: ContainerEntry): KubeJsonObject {
       finishedAt: rfc3339(c.finishedAt ?? c.startedAt),
     };
     if (containerID) t.containerID = containerID;
+    if (c.message) t.message = c.message;
     state = { terminated: t };
   }
   const lastState: KubeJsonObject =
