@@ -357,31 +357,41 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
     expect(report.reasonDetails.map((r) => r.code)).toContain('artifact-failed');
   }, 60_000);
 
+  /**
+   * A busybox pod whose entrypoint runs `script` (which writes `marker` when it is done) before
+   * sleeping; resolves with the marker's text once it is there.
+   */
+  async function preparedPod(
+    script: string,
+    marker: string,
+  ): Promise<{ t: { namespace: string; pod: string; container: string }; value: string }> {
+    const t = await addSandboxPod(
+      env,
+      { preset: 'busybox', files: [{ path: '/srv/app/a.txt', content: 'alpha\n' }] },
+      { command: ['sh', '-c', `${script}; exec sleep 86400`] },
+    );
+    for (let i = 0; i < 100; i++) {
+      const s = await env.kube.exec({ ...t, command: ['cat', marker], stdout: true, stderr: false });
+      const parts: Buffer[] = [];
+      for await (const c of s.stdout) parts.push(c as Buffer);
+      await s.result.catch(() => undefined);
+      const value = Buffer.concat(parts).toString().trim();
+      if (value) return { t, value };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the pod never wrote ${marker}: ${script}`);
+  }
+
   /** A pod whose entrypoint hides a sleeper by mounting `over` on its /proc directory. */
   async function hidingPod(
     over: string,
   ): Promise<{ t: { namespace: string; pod: string; container: string }; pid: string }> {
-    const t = await addSandboxPod(
-      env,
-      { preset: 'busybox', files: [{ path: '/srv/app/a.txt', content: 'alpha\n' }] },
-      {
-        command: [
-          'sh',
-          '-c',
-          `sleep 86401 & p=$!; mkdir -p /tmp/hide; mount --bind ${over} /proc/$p && echo $p > /tmp/hidden; exec sleep 86400`,
-        ],
-      },
+    const { t, value } = await preparedPod(
+      `sleep 86401 & p=$!; mkdir -p /tmp/hide; mount --bind ${over} /proc/$p && echo $p > /tmp/hidden`,
+      '/tmp/hidden',
     );
-    for (let i = 0; i < 100; i++) {
-      const s = await env.kube.exec({ ...t, command: ['cat', '/tmp/hidden'], stdout: true, stderr: false });
-      const parts: Buffer[] = [];
-      for await (const c of s.stdout) parts.push(c as Buffer);
-      await s.result.catch(() => undefined);
-      const pid = Buffer.concat(parts).toString().trim();
-      if (/^\d+$/.test(pid)) return { t, pid };
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('the pod never mounted over its sleeper');
+    if (!/^\d+$/.test(value)) throw new Error(`not a pid: ${value}`);
+    return { t, pid: value };
   }
 
   it('a process shown as another by a bind over its /proc directory: its files failed, the table and the target not complete', async () => {
@@ -447,23 +457,10 @@ describe.skipIf(skip)('truthful evidence under attack', () => {
   }, 60_000);
 
   it('a tmpfs over /proc with a forged process directory: the process table is never complete', async () => {
-    const t = await addSandboxPod(
-      env,
-      { preset: 'busybox', files: [{ path: '/srv/app/a.txt', content: 'alpha\n' }] },
-      {
-        command: [
-          'sh',
-          '-c',
-          'mount -t tmpfs none /proc && mkdir -p /proc/1 && printf "Name:\\tinit\\nPid:\\t1\\n" > /proc/1/status && touch /tmp/forged; exec sleep 86400',
-        ],
-      },
+    const { t } = await preparedPod(
+      'mount -t tmpfs none /proc && mkdir -p /proc/1 && printf "Name:\\tinit\\nPid:\\t1\\n" > /proc/1/status && echo ok > /tmp/forged',
+      '/tmp/forged',
     );
-    for (let i = 0; i < 100; i++) {
-      const s = await env.kube.exec({ ...t, command: ['ls', '/tmp/forged'], stdout: true, stderr: false });
-      for await (const _ of s.stdout);
-      if ((await s.result.catch(() => ({ exitCode: 1 }))).exitCode === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const collector = new ArtifactCollector({ sink: env.sink, profiles: ['triage'] });
     const report = (await collector.acquire({ kube: env.kube, ...t })).targets[0] as TargetReport;
     const table = manifest(report.location as string).find(
