@@ -433,9 +433,9 @@ async function procBytes(
 /**
  * `proc/exe-hashes.json`: SHA-256 of every running executable and mapped file, through the door;
  * the document inherits every exec's verdict and is `truncated` when a cap left files out or a
- * hash is of a prefix or was read by path.
+ * hash is of a prefix or was read by path, and not complete when `mounts` (the listing's mount
+ * check) found a /proc/<pid> covered: its hash would be another file's.
  */
-/** `mounts`: the mount check of the listing (a covered /proc/<pid> makes its hash another file's). */
 async function exeHashStep(env: PhaseEnv, maxBytes: number, maxProcesses: number, src: Src, mounts: Verdict) {
   const path = env.c('proc/exe-hashes.json');
   const meta = env.meta(src, { contentType: 'application/json' });
